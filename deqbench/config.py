@@ -1,0 +1,72 @@
+"""Loading and validating the benchmark's YAML files.
+
+Every YAML file is parsed with ``yaml.safe_load`` and checked against a JSON schema
+in ``workflow/schemas/``; a failure raises :class:`ConfigError` naming the file and
+the key at fault.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMAS = ROOT / "workflow" / "schemas"
+
+
+class ConfigError(ValueError):
+    """A YAML file is missing, malformed or does not match its schema."""
+
+
+def load_yaml(path: str | Path) -> dict:
+    """Parse a YAML mapping safely; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def validate(data: dict, schema_name: str, source: str | Path) -> dict:
+    """Validate ``data`` against ``workflow/schemas/<schema_name>.schema.yaml``.
+
+    Defaults declared in the schema are not filled in: callers read them explicitly.
+    """
+    schema = load_yaml(SCHEMAS / f"{schema_name}.schema.yaml")
+    errors = sorted(
+        jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path)
+    )
+    if errors:
+        first = errors[0]
+        key = ".".join(str(p) for p in first.absolute_path) or "<top level>"
+        raise ConfigError(f"{source}: key '{key}': {first.message}")
+    return data
+
+
+def load_validated(path: str | Path, schema_name: str) -> dict:
+    """Load a YAML file and validate it against a named schema."""
+    return validate(load_yaml(path), schema_name, path)
+
+
+def config_hash(*parts: object) -> str:
+    """Short, order-stable sha256 of JSON-serialisable parts (the provenance of a run)."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

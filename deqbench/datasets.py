@@ -1,0 +1,152 @@
+"""Image sets: each a folder ``datasets/<name>/`` with a ``dataset.yaml``.
+
+A dataset is prepared once into ``results/data/<name>.pt``: a mapping from split name
+to a float32 tensor of shape ``(n, H, W)`` with values in ``[0, 1]``, plus a JSON
+manifest holding its sha256. Three generators exist:
+
+- ``ellipses``: random-ellipse phantoms (the dival protocol), one seed per split;
+- ``nifti_slices``: axial slices of a NIfTI volume shipped in a Python package, with
+  contiguous slice blocks assigned to splits and a gap between blocks of different
+  splits, so no two neighbouring slices fall into different splits;
+- ``dicom``: frames of DICOM files shipped in a Python package (held-out test images).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from skimage.transform import resize
+
+from deqbench.config import ConfigError, load_validated
+
+SPLITS = ("train", "val", "test")
+
+
+def load_spec(dataset_dir: str | Path, overrides: dict | None = None) -> dict:
+    """Read ``dataset.yaml`` and apply the profile's overrides (image_size, splits)."""
+    spec = load_validated(Path(dataset_dir) / "dataset.yaml", "dataset")
+    for key, value in (overrides or {}).items():
+        spec[key] = {**spec[key], **value} if isinstance(value, dict) else value
+    return spec
+
+
+def split_rng(seed: int, split: str) -> np.random.Generator:
+    """An independent generator per (seed, split): adding a split changes no other."""
+    return np.random.default_rng([seed, zlib.crc32(split.encode())])
+
+
+def ellipse_phantom(rng: np.random.Generator, size: int, mean_ellipses: int = 40,
+                    max_ellipses: int = 70) -> np.ndarray:
+    """One random-ellipse phantom on a ``size x size`` grid over ``[-1, 1]^2``.
+
+    Following dival's ``EllipsesDataset``: the number of ellipses is
+    ``min(Poisson(mean_ellipses), max_ellipses)``; each has an additive value
+    ``v ~ U(-0.4, 1)``, semi-axes ``0.2 * Exp(1)``, centre ``U(-0.9, 0.9)^2`` and a
+    uniform rotation. The sum is shifted and scaled to ``[0, 1]``.
+    """
+    count = min(rng.poisson(mean_ellipses), max_ellipses)
+    values = rng.uniform(-0.4, 1.0, count)
+    axes = 0.2 * rng.exponential(1.0, (count, 2))
+    centres = rng.uniform(-0.9, 0.9, (count, 2))
+    angles = rng.uniform(0.0, 2 * np.pi, count)
+    coords = (np.arange(size) + 0.5) / size * 2 - 1
+    yy, xx = np.meshgrid(coords, coords, indexing="ij")
+    image = np.zeros((size, size))
+    for v, (a, b), (cx, cy), t in zip(values, axes, centres, angles):
+        u = (xx - cx) * np.cos(t) + (yy - cy) * np.sin(t)
+        w = -(xx - cx) * np.sin(t) + (yy - cy) * np.cos(t)
+        image[(u / a) ** 2 + (w / b) ** 2 <= 1] += v
+    image -= image.min()
+    peak = image.max()
+    return (image / peak if peak > 0 else image).astype(np.float32)
+
+
+def generate_ellipses(spec: dict, seed: int) -> dict[str, np.ndarray]:
+    params = spec["prepare"]
+    out = {}
+    for split, count in spec["splits"].items():
+        if count is None:
+            raise ConfigError(f"dataset '{spec['name']}': splits.{split} needs a count")
+        rng = split_rng(seed, split)
+        out[split] = np.stack([
+            ellipse_phantom(rng, spec["image_size"], params.get("mean_ellipses", 40),
+                            params.get("max_ellipses", 70))
+            for _ in range(count)
+        ])
+    return out
+
+
+def package_file(package: str, relative: str) -> Path:
+    """Path of a data file shipped inside an installed Python package."""
+    found = importlib.util.find_spec(package)
+    if found is None or not found.submodule_search_locations:
+        raise ConfigError(f"package '{package}' is not installed (it ships the data)")
+    path = Path(list(found.submodule_search_locations)[0]) / relative
+    if not path.is_file():
+        raise ConfigError(f"package '{package}' has no file '{relative}'")
+    return path
+
+
+def to_unit_square(image: np.ndarray, size: int) -> np.ndarray:
+    """Centre-crop to a square, resize with anti-aliasing, scale to ``[0, 1]``."""
+    h, w = image.shape
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    image = image[top:top + side, left:left + side].astype(np.float64)
+    image = resize(image, (size, size), anti_aliasing=True, order=1)
+    image -= image.min()
+    peak = image.max()
+    return (image / peak if peak > 0 else image).astype(np.float32)
+
+
+def generate_nifti_slices(spec: dict, seed: int) -> dict[str, np.ndarray]:
+    import nibabel
+
+    params = spec["prepare"]
+    volume = nibabel.load(package_file(params["package"], params["file"])).get_fdata()
+    first, last = params["slice_range"]
+    block, gap, pattern = params["block"], params["gap"], params["pattern"]
+    assignment: dict[str, list[int]] = {split: [] for split in spec["splits"]}
+    for start in range(first, last, block):
+        split = pattern[(start - first) // block % len(pattern)]
+        stop = min(start + block, last)
+        # Drop `gap` slices at the end of each block so that neighbouring blocks,
+        # whatever their splits, never share adjacent slices.
+        assignment[split].extend(range(start, max(start, stop - gap)))
+    out = {}
+    for split, limit in spec["splits"].items():
+        indices = assignment[split][:limit] if limit is not None else assignment[split]
+        out[split] = np.stack([
+            to_unit_square(np.rot90(volume[:, :, z]), spec["image_size"]) for z in indices
+        ])
+    return out
+
+
+def generate_dicom(spec: dict, seed: int) -> dict[str, np.ndarray]:
+    import pydicom
+
+    params = spec["prepare"]
+    frames = []
+    for name in params["files"]:
+        pixels = pydicom.dcmread(package_file(params["package"], name)).pixel_array
+        pixels = pixels[None] if pixels.ndim == 2 else pixels
+        frames.extend(to_unit_square(frame, spec["image_size"]) for frame in pixels)
+    ((split, limit),) = spec["splits"].items()
+    return {split: np.stack(frames[:limit] if limit is not None else frames)}
+
+
+GENERATORS = {
+    "ellipses": generate_ellipses,
+    "nifti_slices": generate_nifti_slices,
+    "dicom": generate_dicom,
+}
+
+
+def prepare(spec: dict, seed: int) -> dict[str, torch.Tensor]:
+    """Generate every split of a dataset as float32 tensors ``(n, H, W)``."""
+    arrays = GENERATORS[spec["prepare"]["generator"]](spec, seed)
+    return {split: torch.from_numpy(np.ascontiguousarray(a)) for split, a in arrays.items()}

@@ -1,0 +1,125 @@
+"""Time, memory, device and provenance.
+
+Peak memory is ``torch.cuda.max_memory_allocated`` on GPU. On CPU it is the peak
+resident set size of the process *above its size when the region started*: the
+kernel's high-water mark is reset through ``/proc/self/clear_refs`` (Linux >= 4.0) and
+read from ``VmHWM``; where that is not possible, the process-lifetime
+``ru_maxrss`` is reported instead and ``memory_kind`` says so.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from importlib import metadata
+
+import torch
+
+from deqbench.config import ROOT
+
+LIBRARIES = ("torch", "deepinv", "numpy", "scikit-image", "snakemake")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; an explicit device must exist."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device '{name}' was asked for but CUDA is not available")
+    return device
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _status_kib(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+class PeakMemory:
+    """Peak memory of a code region in MiB; use as ``with PeakMemory(device) as mem:``."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.peak_mb = float("nan")
+        self.kind = ""
+
+    def __enter__(self) -> "PeakMemory":
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+            self.kind = "cuda_max_allocated"
+            return self
+        try:
+            with open("/proc/self/clear_refs", "w") as handle:
+                handle.write("5")
+            self._base = _status_kib("VmRSS")
+            self.kind = "rss_increase" if self._base is not None else "ru_maxrss"
+        except OSError:
+            self._base = None
+            self.kind = "ru_maxrss"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.peak_mb = (torch.cuda.max_memory_allocated(self.device) - self._base) / 2**20
+        elif self.kind == "rss_increase":
+            self.peak_mb = (_status_kib("VmHWM") - self._base) / 1024
+        else:
+            self.peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@contextmanager
+def timed(device: torch.device):
+    """Wall time of a region, synchronising CUDA on entry and exit."""
+    box = {}
+    synchronize(device)
+    start = time.perf_counter()
+    yield box
+    synchronize(device)
+    box["seconds"] = time.perf_counter() - start
+
+
+def git_commit() -> str:
+    """HEAD of the benchmark repository, ``+dirty`` when tracked files changed."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True,
+                              text=True, check=False).stdout.strip()
+    commit = git("rev-parse", "HEAD") or "unknown"
+    return commit + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def provenance(device: torch.device) -> dict:
+    """Where and with what a result was computed."""
+    versions = {}
+    for lib in LIBRARIES:
+        try:
+            versions[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            versions[lib] = "absent"
+    return {
+        "git_commit": git_commit(),
+        "python": sys.version.split()[0],
+        "versions": versions,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})",
+        "threads": torch.get_num_threads(),
+        "hostname": platform.node(),
+        "pid_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+    }

@@ -1,0 +1,84 @@
+"""Method plug-ins: one folder ``methods/<name>/`` per leaderboard entry.
+
+A folder holds ``method.yaml`` (validated against ``workflow/schemas/method.schema.yaml``)
+and ``model.py`` defining::
+
+    def build(hparams: dict, task: deqbench.tasks.Task) -> torch.nn.Module
+
+The module is called as ``model(y, physics)`` and returns an image shaped like the
+task's ground truth. Folders whose name starts with ``_`` or ``.`` are ignored.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from deqbench.config import ConfigError, load_validated
+
+
+class MethodError(RuntimeError):
+    """A method's own code failed: recorded as a failed run, the benchmark goes on."""
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    folder: Path
+    spec: dict
+
+    @property
+    def losses(self) -> list[str]:
+        return self.spec["losses"]
+
+    @property
+    def trainable(self) -> bool:
+        return self.losses != ["none"]
+
+    def supports(self, task: str) -> bool:
+        return task in self.spec.get("tasks", [task])
+
+    @property
+    def sources(self) -> list[Path]:
+        """Files whose edit must rerun this method's jobs."""
+        return sorted(p for p in self.folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+
+
+def load_method(folder: str | Path) -> Method:
+    """Validate one method folder; raises :class:`ConfigError` naming file and key."""
+    folder = Path(folder)
+    spec = load_validated(folder / "method.yaml", "method")
+    if not (folder / "model.py").is_file():
+        raise ConfigError(f"{folder / 'model.py'}: file not found")
+    return Method(name=folder.name, folder=folder, spec=spec)
+
+
+def discover(methods_dir: str | Path) -> tuple[dict[str, Method], dict[str, str]]:
+    """All method folders: ``(valid methods, {invalid folder: reason})``."""
+    valid, invalid = {}, {}
+    for folder in sorted(Path(methods_dir).iterdir()):
+        if not folder.is_dir() or folder.name.startswith(("_", ".")):
+            continue
+        try:
+            valid[folder.name] = load_method(folder)
+        except ConfigError as err:
+            invalid[folder.name] = str(err)
+    return valid, invalid
+
+
+def build_model(method: Method, task, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Import ``model.py`` and call its ``build``; any failure is a :class:`MethodError`."""
+    path = method.folder / "model.py"
+    try:
+        module_spec = importlib.util.spec_from_file_location(f"deqbench_method_{method.name}", path)
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+        model = module.build(dict(method.spec.get("hyperparameters", {})), task)
+    except Exception as err:  # a plug-in may raise anything; the run records it
+        raise MethodError(f"{path}: build failed: {type(err).__name__}: {err}") from err
+    if not isinstance(model, torch.nn.Module):
+        raise MethodError(f"{path}: build returned {type(model).__name__}, not a torch.nn.Module")
+    return model.to(device)

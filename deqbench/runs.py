@@ -1,0 +1,124 @@
+"""The benchmark's jobs, one function per Snakemake rule (the rule scripts only call these).
+
+A *run* is one method trained under one loss on one task. Its failures in the
+method's own code are recorded (``status: failed`` and the reason) and the benchmark
+goes on; infrastructure errors (missing data, bad config) raise.
+"""
+
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from deqbench import datasets, evaluation, leaderboard, tasks
+from deqbench.config import config_hash, file_sha256
+from deqbench.io import load_torch, read_json, save_torch, write_bytes_atomic, write_json
+from deqbench.measure import provenance, resolve_device
+from deqbench.methods import MethodError, build_model, load_method
+from deqbench.training import train
+
+IMAGE_COLUMNS = ["split", "image", "psnr", "ssim", "seconds"]
+
+
+def prepare_dataset(dataset_dir: str, overrides: dict, seed: int, out_data: str, out_manifest: str) -> None:
+    """Generate a dataset and record its sha256 and shapes."""
+    spec = datasets.load_spec(dataset_dir, overrides)
+    splits = datasets.prepare(spec, seed)
+    save_torch(splits, out_data)
+    write_json({
+        "name": spec["name"], "source": spec["source"], "licence": spec["licence"],
+        "image_size": spec["image_size"], "seed": seed, "sha256": file_sha256(out_data),
+        "splits": {split: list(images.shape) for split, images in splits.items()},
+    }, out_manifest)
+
+
+def simulate_task(task_cfg: dict, data: str, ood_data: str | None, seed: int,
+                  out_task: str, out_manifest: str) -> None:
+    """Simulate measurements for the train/val/test splits and the held-out ``ood`` set."""
+    images = dict(load_torch(data))
+    if ood_data:
+        images["ood"] = next(iter(load_torch(ood_data).values()))
+    simulated = tasks.simulate(task_cfg, images, seed)
+    save_torch(simulated, out_task)
+    write_json({"config": task_cfg, "seed": seed, "sha256": file_sha256(out_task),
+                "splits": {s: {k: list(v.shape) for k, v in d.items()}
+                           for s, d in simulated["splits"].items()}}, out_manifest)
+
+
+def run_identity(task_name: str, task_cfg: dict, method_dir: str, loss: str, settings: dict, seed: int) -> dict:
+    """What a run's result depends on; its hash guards resumes and marks stale results."""
+    method = load_method(method_dir)
+    return {
+        "task": task_name, "method": method.name, "loss": loss, "seed": seed,
+        "config_hash": config_hash(task_cfg, method.spec, loss, settings, seed),
+        "method_sha256": config_hash(*[(str(p.relative_to(method.folder)), file_sha256(p))
+                                       for p in method.sources]),
+    }
+
+
+def load_run_task(task_name: str, task_cfg: dict, task_file: str, seed: int, device: torch.device):
+    return tasks.load_task(task_name, task_cfg, load_torch(task_file), noise_seed=seed, device=device)
+
+
+def train_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str, loss: str,
+              settings: dict, seed: int, device_name: str, out_model: str, out_record: str) -> None:
+    """Train one method; a failure of the method's code is recorded, not raised."""
+    device = resolve_device(device_name)
+    identity = run_identity(task_name, task_cfg, method_dir, loss, settings, seed)
+    checkpoint = Path(out_model).with_name("checkpoint.pt")
+    if checkpoint.exists() and load_torch(checkpoint).get("identity") != identity:
+        checkpoint.unlink()  # left by other code or config: never resume from it
+    record = {**identity, "status": "ok", "provenance": provenance(device)}
+    task = load_run_task(task_name, task_cfg, task_file, seed, device)
+    try:
+        model = build_model(load_method(method_dir), task, device)
+        record.update(train(model, task, loss, settings, seed, device, checkpoint, identity))
+        weights = model.state_dict()
+    except MethodError as err:
+        record.update(status="failed", reason=str(err))
+        print(traceback.format_exc())
+        weights = {}
+    save_torch(weights, out_model)
+    write_json(record, out_record)
+
+
+def evaluate_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str, loss: str,
+                 settings: dict, seed: int, device_name: str, warmup: int, model_file: str | None,
+                 record_file: str | None, out_images: str, out_run: str) -> None:
+    """Score one run on the test and ood splits; a failed or failing method gets its reason."""
+    device = resolve_device(device_name)
+    method = load_method(method_dir)
+    run = {**run_identity(task_name, task_cfg, method_dir, loss, settings, seed),
+           "name": method.spec["name"], "family": method.spec["family"], "status": "ok",
+           "provenance": provenance(device)}
+    rows = []
+    if record_file:
+        run["train"] = read_json(record_file)
+        if run["train"]["status"] != "ok":
+            run.update(status="failed", reason=run["train"]["reason"])
+    if run["status"] == "ok":
+        task = load_run_task(task_name, task_cfg, task_file, seed, device)
+        torch.manual_seed(seed)
+        try:
+            model = build_model(method, task, device)
+            if model_file:
+                model.load_state_dict(load_torch(model_file, map_location=device))
+            rows, run["evaluation"] = evaluation.evaluate(model, task, device, warmup)
+        except Exception as err:  # the method's forward pass is plug-in code
+            run.update(status="failed", reason=f"evaluation: {type(err).__name__}: {err}")
+            print(traceback.format_exc())
+            rows = []
+    frame = pd.DataFrame(rows, columns=None if rows else IMAGE_COLUMNS)
+    write_bytes_atomic(frame.to_csv(index=False).encode(), out_images)
+    write_json(run, out_run)
+
+
+def build_leaderboard(run_files: list[str], task_names: list[str], method_dirs: list[str],
+                      invalid: dict[str, str], out_csv: str, out_md: str) -> None:
+    methods = {Path(d).name: load_method(d).spec for d in method_dirs}
+    table = leaderboard.build(run_files, task_names, methods, invalid)
+    write_bytes_atomic(table.to_csv(index=False).encode(), out_csv)
+    write_bytes_atomic(leaderboard.markdown(table).encode(), out_md)

@@ -1,0 +1,163 @@
+"""Inverse problems: a deepinv physics, a noise model and simulated measurements.
+
+Two kinds of task are declared in the config:
+
+- ``tomography``: sparse-view parallel-beam CT, :math:`y = A x + \\epsilon` with
+  :math:`A` deepinv's normalised Radon transform (:math:`\\|A\\| = 1`) over ``angles``
+  equispaced views in :math:`[0, 180)` and :math:`\\epsilon \\sim \\mathcal{N}(0, \\sigma^2 I)`;
+- ``mri``: single-coil Cartesian MRI, :math:`y = M F x + \\epsilon` with a random
+  column mask :math:`M` (``acceleration``, fully sampled ``center_fraction``) drawn once
+  from the task seed, and complex Gaussian noise; images are complex with two channels
+  (real, imaginary), the ground truth being real.
+
+Measurements are simulated once, with a fixed seed, and cached in
+``results/tasks/<task>.pt``. Where the dataset is stored at ``k`` times the task's
+resolution, CT measurements come from the fine image (detector bins averaged ``k`` by
+``k``) while the ground truth is the ``k x k`` average of the fine image, so the
+reconstruction operator never generated its own data (no "inverse crime").
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from deepinv.physics import MRI, GaussianNoise, LinearPhysics, Tomography
+from deepinv.physics.generator import RandomMaskGenerator
+
+from deqbench.config import ConfigError
+
+
+def channels(task_cfg: dict) -> int:
+    """Number of image channels: 2 (real, imaginary) for MRI, 1 for CT."""
+    return 2 if task_cfg["physics"] == "mri" else 1
+
+
+def tomography(angles: int, image_size: int, normalize: bool = True,
+               device: str | torch.device = "cpu") -> Tomography:
+    """deepinv parallel-beam CT; serial angles are faster on CPU beyond a few dozen."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Tomography(angles=angles, img_width=image_size, normalize=normalize,
+                          parallel_computation=torch.device(device).type == "cuda",
+                          device=device)
+
+
+def draw_mri_mask(task_cfg: dict, seed: int) -> torch.Tensor:
+    """A Cartesian column mask ``(1, H, W)`` drawn from the task seed."""
+    size = task_cfg["image_size"]
+    generator = RandomMaskGenerator((size, size), acceleration=task_cfg["acceleration"],
+                                    center_fraction=task_cfg["center_fraction"],
+                                    rng=torch.Generator().manual_seed(seed))
+    return generator.step(batch_size=1, seed=seed)["mask"][0]
+
+
+def build_physics(task_cfg: dict, mask: torch.Tensor | None = None, noise_seed: int = 0,
+                  device: str | torch.device = "cpu") -> LinearPhysics:
+    """The task's forward operator with its noise model (seeded for reproducibility)."""
+    if task_cfg["physics"] == "tomography":
+        physics = tomography(task_cfg["angles"], task_cfg["image_size"], device=device)
+    elif task_cfg["physics"] == "mri":
+        if mask is None:
+            raise ConfigError("an MRI task needs its sampling mask")
+        size = task_cfg["image_size"]
+        physics = MRI(mask=mask.to(device), img_size=(size, size), device=device)
+    else:
+        raise ConfigError(f"unknown physics '{task_cfg['physics']}'")
+    physics.noise_model = GaussianNoise(
+        sigma=task_cfg["noise_sigma"],
+        rng=torch.Generator(device).manual_seed(noise_seed),
+    )
+    return physics
+
+
+def initial_reconstruction(y: torch.Tensor, physics: LinearPhysics) -> torch.Tensor:
+    """Filtered back-projection for CT, zero-filled inverse FFT for MRI."""
+    if isinstance(physics, Tomography):
+        return physics.A_dagger(y, fbp=True)
+    return physics.A_adjoint(y)
+
+
+def magnitude(x: torch.Tensor) -> torch.Tensor:
+    """Real image ``(B, H, W)`` to score: the modulus for two-channel complex images."""
+    return x.pow(2).sum(dim=1).sqrt() if x.shape[1] == 2 else x[:, 0]
+
+
+def simulate(task_cfg: dict, images: dict[str, torch.Tensor], seed: int) -> dict:
+    """Ground truth and noisy measurements for every split of ``images``.
+
+    ``images`` maps split to ``(n, R, R)`` tensors, ``R`` an integer multiple ``k`` of
+    the task's ``image_size``. Returns ``{"mask": ..., "splits": {split: {"x", "y"}}}``.
+    """
+    size = task_cfg["image_size"]
+    mask = draw_mri_mask(task_cfg, seed) if task_cfg["physics"] == "mri" else None
+    physics = build_physics(task_cfg, mask=mask, noise_seed=seed)
+    splits = {}
+    for split, fine in images.items():
+        factor = fine.shape[-1] // size
+        if fine.shape[-1] != factor * size:
+            raise ConfigError(f"task image_size {size} does not divide the stored "
+                              f"image size {fine.shape[-1]} of split '{split}'")
+        fine = fine[:, None]
+        x = F.avg_pool2d(fine, factor) if factor > 1 else fine
+        if task_cfg["physics"] == "mri":
+            x = torch.cat([x, torch.zeros_like(x)], dim=1)
+            clean = physics.A(x)
+        elif factor > 1:
+            clean = fine_tomography(task_cfg, fine, factor, physics)
+        else:
+            clean = physics.A(x)
+        splits[split] = {"x": x, "y": physics.noise_model(clean)}
+    return {"mask": mask, "splits": splits}
+
+
+def fine_tomography(task_cfg: dict, fine: torch.Tensor, factor: int,
+                    physics: Tomography) -> torch.Tensor:
+    """Sinogram of a ``factor`` times finer image, resampled to the coarse detector grid.
+
+    Both detector grids are centred on the rotation axis; a coarse bin is ``factor``
+    fine bins wide, so each coarse value is the mean of the fine sinogram sampled at
+    ``factor`` evenly spaced points across the bin (linear interpolation, zero outside),
+    divided by ``factor`` to turn fine-pixel line integrals into coarse-pixel units,
+    then by the coarse operator norm.
+    """
+    sinogram = tomography(task_cfg["angles"], fine.shape[-1], normalize=False).A(fine)
+    size = task_cfg["image_size"]
+    coarse_bins = physics.radon(torch.zeros(1, 1, size, size)).shape[-2]
+    fine_bins = sinogram.shape[-2]
+    centres = (fine_bins - 1) / 2 + factor * (torch.arange(coarse_bins) - (coarse_bins - 1) / 2)
+    points = (centres[:, None] + torch.arange(factor) - (factor - 1) / 2).flatten()
+    padded = F.pad(sinogram, (0, 0, 1, 1))  # zero beyond the fine detector
+    points = (points + 1).clamp(0, fine_bins + 1 - 1e-6)
+    below = points.floor().long()
+    weight = (points - below)[:, None]
+    samples = padded[..., below, :] * (1 - weight) + padded[..., below + 1, :] * weight
+    binned = samples.unflatten(-2, (coarse_bins, factor)).mean(dim=-2) / factor
+    return binned / physics.operator_norm
+
+
+@dataclass
+class Task:
+    """A simulated task as the methods see it: config, physics and data splits."""
+
+    name: str
+    config: dict
+    physics: LinearPhysics
+    splits: dict[str, dict[str, torch.Tensor]]
+
+    @property
+    def channels(self) -> int:
+        return channels(self.config)
+
+    @property
+    def image_size(self) -> int:
+        return self.config["image_size"]
+
+
+def load_task(name: str, task_cfg: dict, data: dict, noise_seed: int,
+              device: str | torch.device = "cpu") -> Task:
+    """Assemble a :class:`Task` from its config and cached simulation."""
+    physics = build_physics(task_cfg, mask=data["mask"], noise_seed=noise_seed, device=device)
+    return Task(name=name, config=task_cfg, physics=physics, splits=data["splits"])

@@ -1,0 +1,111 @@
+"""Seeded, resumable training of one method on one task under one loss.
+
+Everything random draws from generators seeded from the run seed (batch order, loss
+transforms, the re-measurement noise, torch's global RNG), and their states are part
+of the checkpoint, so a resumed run ends with the same weights as an uninterrupted one
+on CPU. Checkpoints are written atomically every ``checkpoint_every`` steps.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from deqbench.io import load_torch, save_torch
+from deqbench.losses import build_loss, needs_ground_truth, total_loss
+from deqbench.measure import PeakMemory, timed
+from deqbench.methods import MethodError
+from deqbench.tasks import Task
+
+
+def seed_everything(seed: int, device: torch.device) -> None:
+    torch.manual_seed(seed)
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True)
+
+
+def check_output(x_net: torch.Tensor, expected: torch.Size) -> None:
+    if x_net.shape != expected:
+        raise MethodError(f"model output has shape {tuple(x_net.shape)}, expected {tuple(expected)} "
+                          "(the shape of the ground truth)")
+
+
+def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, seed: int,
+          device: torch.device, checkpoint: Path, identity: dict | None = None) -> dict:
+    """Train ``model`` in place and return the training record.
+
+    ``settings``: ``steps``, ``batch_size``, ``lr``, ``checkpoint_every``, ``ei_weight``,
+    ``ei_rotation_multiples``. ``identity`` is stored in the checkpoint so that a resume
+    can check it continues the same run. A method's own failure (exception, wrong output shape,
+    non-finite loss) raises :class:`MethodError`.
+    """
+    seed_everything(seed, device)
+    data = task.splits["train"]
+    y_all = data["y"].to(device)
+    x_all = data["x"].to(device) if needs_ground_truth(loss_name) else None
+    batches = torch.Generator().manual_seed(seed)
+    transforms = torch.Generator(device).manual_seed(seed + 1)
+    terms = build_loss(loss_name, settings, transforms)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"])
+    rngs = {"batches": batches, "transforms": transforms, "noise": task.physics.noise_model.rng}
+
+    start, history, step_times = 0, [], []
+    if checkpoint.exists():
+        state = load_torch(checkpoint, map_location=device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        for name, gen in rngs.items():
+            gen.set_state(state["rng"][name])
+        torch.set_rng_state(state["rng"]["torch"])
+        start, history, step_times = state["step"], state["history"], state["step_times"]
+
+    model.train()
+    with PeakMemory(device) as memory, timed(device) as wall:
+        for step in tqdm(range(start, settings["steps"]), initial=start, total=settings["steps"],
+                         desc="train", file=sys.stderr, mininterval=5):
+            index = torch.randint(len(y_all), (settings["batch_size"],), generator=batches)
+            y = y_all[index]
+            x = x_all[index] if x_all is not None else None
+            with timed(device) as step_time:
+                optimizer.zero_grad(set_to_none=True)
+                try:
+                    x_net = model(y, task.physics)
+                    check_output(x_net, torch.Size((len(y), task.channels, task.image_size, task.image_size)))
+                    loss = total_loss(terms, x_net, x, y, task.physics, model)
+                    loss.backward()
+                except MethodError:
+                    raise
+                except Exception as err:
+                    raise MethodError(f"step {step}: {type(err).__name__}: {err}") from err
+                if not math.isfinite(loss.item()):
+                    raise MethodError(f"step {step}: loss is {loss.item()} (diverged)")
+                optimizer.step()
+            step_times.append(step_time["seconds"])
+            history.append(loss.item())
+            done = step + 1
+            if done % settings["checkpoint_every"] == 0 or done == settings["steps"]:
+                save_torch({
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "rng": {**{n: g.get_state() for n, g in rngs.items()}, "torch": torch.get_rng_state()},
+                    "step": done, "history": history, "step_times": step_times, "identity": identity,
+                }, checkpoint)
+    model.eval()
+    return {
+        "steps": settings["steps"],
+        "batch_size": settings["batch_size"],
+        "lr": settings["lr"],
+        "resumed_from_step": start,
+        "final_loss": statistics.fmean(history[-10:]) if history else float("nan"),
+        "loss_history": history,
+        "train_time_s": sum(step_times),
+        "step_time_median_s": statistics.median(step_times) if step_times else float("nan"),
+        "train_wall_s_this_process": wall["seconds"],
+        "train_peak_memory_mb": memory.peak_mb,
+        "memory_kind": memory.kind,
+        "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+    }

@@ -1,0 +1,46 @@
+# Method discovery and the list of runs (task x method x loss).
+from pathlib import Path
+
+from deqbench.methods import discover
+
+METHODS, INVALID_METHODS = discover(config["methods_dir"])
+if "methods" in config:
+    unknown = sorted(set(config["methods"]) - set(METHODS) - set(INVALID_METHODS))
+    if unknown:
+        raise ValueError(f"config 'methods' names unknown method folders: {unknown}")
+    METHODS = {name: m for name, m in METHODS.items() if name in config["methods"]}
+for _name, _reason in INVALID_METHODS.items():
+    logger.warning(f"method '{_name}' is left out of this run: {_reason}")
+
+RUNS = [
+    (task, method.name, loss)
+    for task in config["tasks"]
+    for method in METHODS.values()
+    if method.supports(task)
+    for loss in method.losses
+]
+RUN_DIR = "results/runs/{task}/{method}/{loss}"
+
+
+wildcard_constraints:
+    task="|".join(config["tasks"]) or "$^",
+    method="|".join(METHODS) or "$^",
+    loss="sup|ei|none",
+    dataset="[A-Za-z0-9_-]+",
+
+
+def method_sources(wildcards):
+    return [str(p) for p in METHODS[wildcards.method].sources]
+
+
+def run_settings(wildcards):
+    """Everything a run depends on besides its input files: changing it reruns the job."""
+    return {
+        "task_name": wildcards.task,
+        "task_cfg": config["tasks"][wildcards.task],
+        "method_dir": str(METHODS[wildcards.method].folder),
+        "loss": wildcards.loss,
+        "settings": config["training"],
+        "seed": config["seed"],
+        "device_name": config["device"],
+    }

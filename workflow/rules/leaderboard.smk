@@ -1,0 +1,17 @@
+# Aggregation of every run into the leaderboard tables.
+
+
+rule leaderboard:
+    input:
+        runs=[RUN_DIR.format(task=t, method=m, loss=l) + "/run.json" for t, m, l in RUNS],
+    output:
+        csv=report("results/leaderboard.csv", caption="../report/leaderboard.rst", category="Leaderboard"),
+        md="results/leaderboard.md",
+    params:
+        tasks=list(config["tasks"]),
+        method_dirs=[str(m.folder) for m in METHODS.values()],
+        invalid=INVALID_METHODS,
+    log:
+        "results/logs/leaderboard.log",
+    script:
+        "../scripts/leaderboard.py"

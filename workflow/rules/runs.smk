@@ -1,0 +1,48 @@
+# Training and evaluation of one method on one task under one loss.
+
+
+rule train:
+    input:
+        task="results/tasks/{task}.pt",
+        sources=method_sources,
+    output:
+        model=f"{RUN_DIR}/model.pt",
+        record=f"{RUN_DIR}/train.json",
+    params:
+        run=run_settings,
+    wildcard_constraints:
+        loss="sup|ei",
+    threads: config["threads_per_job"]
+    log:
+        "results/logs/train/{task}/{method}/{loss}.log",
+    benchmark:
+        "results/benchmarks/train/{task}/{method}/{loss}.tsv"
+    script:
+        "../scripts/train.py"
+
+
+def trained_inputs(wildcards):
+    if not METHODS[wildcards.method].trainable:
+        return {}
+    return {"model": RUN_DIR.format(**wildcards) + "/model.pt",
+            "record": RUN_DIR.format(**wildcards) + "/train.json"}
+
+
+rule evaluate:
+    input:
+        unpack(trained_inputs),
+        task="results/tasks/{task}.pt",
+        sources=method_sources,
+    output:
+        images=f"{RUN_DIR}/images.csv",
+        run=f"{RUN_DIR}/run.json",
+    params:
+        run=run_settings,
+        warmup=config["evaluation"]["warmup"],
+    threads: config["threads_per_job"]
+    log:
+        "results/logs/evaluate/{task}/{method}/{loss}.log",
+    benchmark:
+        "results/benchmarks/evaluate/{task}/{method}/{loss}.tsv"
+    script:
+        "../scripts/evaluate.py"
