@@ -1,7 +1,13 @@
-# Method discovery and the list of runs (task x method x loss).
+# Checks of the config against the folders, method discovery and the list of runs.
 from pathlib import Path
 
 from deqbench.methods import discover
+
+for _task, _cfg in config["tasks"].items():
+    for _key in ("dataset", "ood_dataset"):
+        if _key in _cfg and not Path(f"datasets/{_cfg[_key]}/dataset.yaml").is_file():
+            raise ValueError(f"config tasks.{_task}.{_key}: no dataset folder 'datasets/{_cfg[_key]}' "
+                             "with a dataset.yaml")
 
 METHODS, INVALID_METHODS = discover(config["methods_dir"])
 if "methods" in config:

@@ -1,0 +1,87 @@
+"""The Snakemake DAG: dry runs of every profile, bad input, and a real smoke run."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from conftest import snakemake
+from deqbench.methods import discover
+
+WRONG_SHAPE_MODEL = """import torch
+
+
+class Half(torch.nn.Module):
+    def forward(self, y, physics):
+        return physics.A_adjoint(y)[..., ::2, :]
+
+
+def build(hparams, task):
+    return Half()
+"""
+
+
+@pytest.mark.parametrize("profile", ["default", "smoke", "paper"])
+def test_dry_run_of_every_profile(workspace, profile):
+    result = snakemake(workspace, "-n", "--profile", f"profiles/{profile}")
+    assert "leaderboard" in result.stdout
+
+
+def test_dry_run_plans_every_method_task_and_loss(workspace):
+    methods, _ = discover(workspace / "methods")
+    result = snakemake(workspace, "-n", "--profile", "profiles/smoke", "--quiet", "rules")
+    planned = sum(len(m.losses) * 2 for m in methods.values() if m.trainable)
+    line = next(l for l in result.stdout.splitlines() if l.split()[:1] == ["train"])
+    assert int(line.split()[1]) == planned
+
+
+def test_unknown_config_key_stops_with_its_name(workspace):
+    result = snakemake(workspace, "-n", "--profile", "profiles/smoke", "--config", "trainig={}", check=False)
+    assert result.returncode != 0
+    assert "trainig" in result.stdout + result.stderr
+
+
+def test_missing_dataset_stops_with_the_config_key(workspace):
+    (workspace / "config" / "bad.yaml").write_text("tasks: {ct: {dataset: lodopab}}\n")
+    result = snakemake(workspace, "-n", "--profile", "profiles/smoke", "--configfile",
+                       "config/config.yaml", "config/smoke.yaml", "config/bad.yaml", check=False)
+    assert result.returncode != 0
+    assert "tasks.ct.dataset" in result.stdout + result.stderr and "lodopab" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_smoke_dag_end_to_end(smoke_run):
+    table = pd.read_csv(smoke_run / "results" / "leaderboard.csv")
+    methods, _ = discover(smoke_run / "methods")
+    ok = table[table["status"] == "ok"]
+    for name, method in methods.items():
+        for task in ("ct", "mri"):
+            if method.supports(task):
+                assert set(ok[(ok["method"] == name) & (ok["task"] == task)]["loss"]) == set(method.losses)
+    assert ok["psnr"].between(5, 60).all() and ok["ssim"].between(-1, 1).all()
+    assert (ok["n_test"] == 4).all()
+    assert ok["git_commit"].notna().all() and ok["config_hash"].notna().all()
+    assert (smoke_run / "results" / "leaderboard.md").read_text().count("## ") == 4
+    manifest = json.loads((smoke_run / "results" / "data" / "ellipses.json").read_text())
+    assert len(manifest["sha256"]) == 64 and manifest["splits"]["train"] == [8, 64, 64]
+
+
+@pytest.mark.slow
+def test_broken_methods_do_not_take_down_the_others(workspace):
+    """A malformed yaml and a wrong output shape each get a row with the reason."""
+    workdir = workspace
+    (workdir / "methods" / "broken").mkdir()
+    (workdir / "methods" / "broken" / "method.yaml").write_text("name: Broken\nfamily: deq\n")
+    (workdir / "methods" / "broken" / "model.py").write_text("")
+    shape = workdir / "methods" / "halfsize"
+    shape.mkdir()
+    (shape / "method.yaml").write_text("name: Half\nfamily: reference\ndescription: wrong shape\nlosses: [none]\ntasks: [ct]\n")
+    (shape / "model.py").write_text(WRONG_SHAPE_MODEL)
+    result = snakemake(workdir, "--profile", "profiles/smoke", "--config", "methods=['direct','halfsize','broken']")
+    assert "broken/method.yaml" in result.stderr + result.stdout
+    table = pd.read_csv(workdir / "results" / "leaderboard.csv").set_index("method")
+    assert table.loc["broken", "status"].iloc[0] == "invalid"
+    assert "key '<top level>'" in table.loc["broken", "reason"].iloc[0]
+    assert table.loc["halfsize", "status"] == "failed"
+    assert "shape (1, 1, 16, 32)" in table.loc["halfsize", "reason"]
+    assert (table.loc["direct", "status"] == "ok").all()
