@@ -1,0 +1,55 @@
+"""Verified downloads of real datasets.
+
+A file is fetched to ``<target>.part`` (resuming with an HTTP ``Range`` request when a
+partial file exists), its sha256 is checked against the pinned value, and only then is
+it renamed to ``<target>``. A mismatch removes the bad file and raises
+:class:`DownloadError` naming the URL and both digests.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from deqbench.config import file_sha256
+
+CHUNK = 1 << 20
+
+
+class DownloadError(RuntimeError):
+    """A download failed or its content is not the pinned one."""
+
+
+def download(url: str, target: str | Path, sha256: str, timeout: float = 60.0) -> Path:
+    """Fetch ``url`` to ``target`` unless a file with the pinned ``sha256`` is there."""
+    target = Path(target)
+    if target.exists():
+        if file_sha256(target) == sha256:
+            return target
+        target.unlink()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    offset = partial.stat().st_size if partial.exists() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            # 206 continues the partial file; 200 means the server sent it whole again.
+            mode = "ab" if offset and response.status == 206 else "wb"
+            with open(partial, mode) as handle:
+                for chunk in iter(lambda: response.read(CHUNK), b""):
+                    handle.write(chunk)
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and offset:  # the partial file is already complete
+            pass
+        else:
+            raise DownloadError(f"{url}: HTTP {err.code} {err.reason}") from None
+    except (urllib.error.URLError, OSError) as err:
+        raise DownloadError(f"{url}: {err} (the partial file {partial} is kept for a resume)") from None
+    found = file_sha256(partial)
+    if found != sha256:
+        partial.unlink()
+        raise DownloadError(f"{url}: sha256 mismatch, expected {sha256}, got {found}; the file was removed")
+    os.replace(partial, target)
+    return target
