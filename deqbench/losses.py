@@ -26,7 +26,8 @@ def build_loss(name: str, settings: dict, generator: torch.Generator) -> list:
     if name == "sup":
         return [SupLoss()]
     if name == "ei":
-        rotate = Rotate(rng=generator, multiples=settings["ei_rotation_multiples"])
+        rotate = Rotate(rng=generator, multiples=settings["ei_rotation_multiples"],
+                        interpolation_mode="bilinear")
         return [MCLoss(), EILoss(transform=rotate, weight=settings["ei_weight"])]
     raise ValueError(f"unknown loss '{name}' (known: {', '.join(LOSSES)})")
 

@@ -37,9 +37,15 @@ def channels(task_cfg: dict) -> int:
 
 def tomography(angles: int, image_size: int, normalize: bool = True,
                device: str | torch.device = "cpu") -> Tomography:
-    """deepinv parallel-beam CT; serial angles are faster on CPU beyond a few dozen."""
-    with warnings.catch_warnings():
+    """deepinv parallel-beam CT; serial angles are faster on CPU beyond a few dozen.
+
+    deepinv estimates the operator norm by power iteration from the *global* torch RNG:
+    it is run under a fixed, forked seed so that the operator does not depend on what
+    was drawn before (and draws nothing from the caller's stream).
+    """
+    with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
         warnings.simplefilter("ignore")
+        torch.manual_seed(0)
         return Tomography(angles=angles, img_width=image_size, normalize=normalize,
                           parallel_computation=torch.device(device).type == "cuda",
                           device=device)

@@ -40,9 +40,10 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
     """Train ``model`` in place and return the training record.
 
     ``settings``: ``steps``, ``batch_size``, ``lr``, ``checkpoint_every``, ``ei_weight``,
-    ``ei_rotation_multiples``. ``identity`` is stored in the checkpoint so that a resume
-    can check it continues the same run. A method's own failure (exception, wrong output shape,
-    non-finite loss) raises :class:`MethodError`.
+    ``ei_rotation_multiples`` and optionally ``time_budget_s``. ``identity`` is stored in
+    the checkpoint so that a resume can check it continues the same run. A method's own
+    failure (exception, wrong output shape, non-finite loss, time budget exceeded) raises
+    :class:`MethodError`.
     """
     seed_everything(seed, device)
     data = task.splits["train"]
@@ -52,15 +53,18 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
     transforms = torch.Generator(device).manual_seed(seed + 1)
     terms = build_loss(loss_name, settings, transforms)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"])
-    rngs = {"batches": batches, "transforms": transforms, "noise": task.physics.noise_model.rng}
+
+    def generators() -> dict[str, torch.Generator]:
+        # deepinv's noise model swaps its generator object on every call: look it up each time.
+        return {"batches": batches, "transforms": transforms, "noise": task.physics.noise_model.rng}
 
     start, history, step_times = 0, [], []
     if checkpoint.exists():
         state = load_torch(checkpoint, map_location=device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        for name, gen in rngs.items():
-            gen.set_state(state["rng"][name])
+        for name, generator in generators().items():
+            generator.set_state(state["rng"][name])
         torch.set_rng_state(state["rng"]["torch"])
         start, history, step_times = state["step"], state["history"], state["step_times"]
 
@@ -86,12 +90,14 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
                     raise MethodError(f"step {step}: loss is {loss.item()} (diverged)")
                 optimizer.step()
             step_times.append(step_time["seconds"])
+            if sum(step_times) > settings.get("time_budget_s", math.inf):
+                raise MethodError(f"step {step}: training exceeded its budget of {settings['time_budget_s']} s")
             history.append(loss.item())
             done = step + 1
             if done % settings["checkpoint_every"] == 0 or done == settings["steps"]:
                 save_torch({
                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "rng": {**{n: g.get_state() for n, g in rngs.items()}, "torch": torch.get_rng_state()},
+                    "rng": {**{n: g.get_state() for n, g in generators().items()}, "torch": torch.get_rng_state()},
                     "step": done, "history": history, "step_times": step_times, "identity": identity,
                 }, checkpoint)
     model.eval()

@@ -38,6 +38,18 @@ def test_ct_operator_is_normalised():
     assert physics.A(x).norm().item() == pytest.approx(1.0, rel=0.02)
 
 
+def test_ct_operator_does_not_depend_on_the_global_rng():
+    torch.manual_seed(1)
+    first = physics_for(CT)
+    state = torch.get_rng_state()
+    torch.manual_seed(2)
+    second = physics_for(CT)
+    assert torch.equal(first.operator_norm, second.operator_norm)
+    torch.manual_seed(1)
+    physics_for(CT)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
 def test_fine_grid_simulation_is_close_to_but_not_the_coarse_operator():
     """Measurements from the 2x finer grid agree with A x to a few percent, not exactly."""
     rng = split_rng(0, "test")
