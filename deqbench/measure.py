@@ -21,13 +21,17 @@ from importlib import metadata
 import torch
 
 from deqbench.config import ROOT
+from deqbench.gpus import claim_gpu
 
 LIBRARIES = ("torch", "deepinv", "numpy", "scikit-image", "snakemake")
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present; an explicit device must exist."""
+    """``auto`` picks CUDA when present, on a GPU of its own (:func:`deqbench.gpus.claim_gpu`);
+    an explicit device must exist."""
     if name == "auto":
+        if claim_gpu(torch.cuda.device_count()) is None:
+            return torch.device("cpu")
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
