@@ -20,7 +20,7 @@ from deqbench.losses import LOSSES
 
 TABLE_COLUMNS = {
     "name": "method", "family": "family", "psnr": "PSNR (dB)", "ssim": "SSIM",
-    "ood_psnr": "OOD PSNR", "test_ms": "test ms/img", "train_min": "train min",
+    "ood_psnr": "OOD PSNR", "test_ms": "test ms/img", "train_min": "train min", "tune_min": "tune min",
     "train_peak_mb": "train MB", "test_peak_mb": "test MB", "status": "status",
 }
 
@@ -45,7 +45,7 @@ def run_row(run: dict, images: pd.DataFrame) -> dict:
     ood = images[images["split"] == "ood"]
     psnr, psnr_ci = mean_ci(test["psnr"])
     ssim, ssim_ci = mean_ci(test["ssim"])
-    train = run.get("train", {})
+    train, tuning = run.get("train", {}), run.get("tuning", {})
     row = {
         "task": run["task"], "loss": run["loss"], "method": run["method"],
         "name": run.get("name", run["method"]), "family": run.get("family", ""),
@@ -58,9 +58,11 @@ def run_row(run: dict, images: pd.DataFrame) -> dict:
         "train_min": train.get("train_time_s", float("nan")) / 60,
         "train_step_s": train.get("step_time_median_s", float("nan")),
         "train_peak_mb": train.get("train_peak_memory_mb", float("nan")),
+        "tune_min": tuning.get("tune_time_s", float("nan")) / 60,
         "steps": train.get("steps"), "batch_size": train.get("batch_size"),
         "seed": run.get("seed"), "config_hash": run.get("config_hash"),
     }
+    row.update({f"tuned_{name}": value for name, value in tuning.get("chosen", {}).items()})
     for column in test.columns:
         if column.startswith("fp_"):
             row[column] = float(test[column].mean())
@@ -72,6 +74,12 @@ def run_row(run: dict, images: pd.DataFrame) -> dict:
 def placeholder(task: str, loss: str, method: str, spec: dict, status: str, reason: str) -> dict:
     return {"task": task, "loss": loss, "method": method, "name": spec.get("name", method),
             "family": spec.get("family", ""), "status": status, "reason": reason}
+
+
+def unsupported(spec: dict) -> str:
+    """Why a method has no row under a loss it does not list."""
+    why = " (its denoiser is trained on clean images)" if spec.get("training") == "denoiser" else ""
+    return f"supports only: {', '.join(spec['losses'])}{why}"
 
 
 def build(run_files: list[str | Path], tasks: list[str], methods: dict[str, dict],
@@ -87,8 +95,7 @@ def build(run_files: list[str | Path], tasks: list[str], methods: dict[str, dict
                 continue
             for loss in LOSSES:
                 if spec["losses"] != ["none"] and loss not in spec["losses"]:
-                    rows.append(placeholder(task, loss, method, spec, "not applicable",
-                                            f"supports only: {', '.join(spec['losses'])}"))
+                    rows.append(placeholder(task, loss, method, spec, "not applicable", unsupported(spec)))
         for method, reason in invalid.items():
             rows.append(placeholder(task, "", method, {}, "invalid", reason))
     table = pd.DataFrame(rows)

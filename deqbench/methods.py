@@ -7,6 +7,11 @@ and ``model.py`` defining::
 
 The module is called as ``model(y, physics)`` and returns an image shaped like the
 task's ground truth. Folders whose name starts with ``_`` or ``.`` are ignored.
+
+Two optional keys of ``method.yaml`` change how a run is fitted: ``training: denoiser``
+trains only ``model.denoiser``, as a Gaussian denoiser (:mod:`deqbench.denoisers`), and
+``tuning:`` lists candidate values of hyperparameters chosen on the validation split
+(:mod:`deqbench.tuning`).
 """
 
 from __future__ import annotations
@@ -37,6 +42,16 @@ class Method:
     @property
     def trainable(self) -> bool:
         return self.losses != ["none"]
+
+    @property
+    def training(self) -> str:
+        """``end-to-end`` (under the run's loss) or ``denoiser`` (:mod:`deqbench.denoisers`)."""
+        return self.spec.get("training", "end-to-end")
+
+    @property
+    def tuning(self) -> dict[str, list]:
+        """Candidate values of the hyperparameters chosen on validation (:mod:`deqbench.tuning`)."""
+        return self.spec.get("tuning", {})
 
     def supports(self, task: str) -> bool:
         return task in self.spec.get("tasks", [task])
@@ -69,14 +84,18 @@ def discover(methods_dir: str | Path) -> tuple[dict[str, Method], dict[str, str]
     return valid, invalid
 
 
-def build_model(method: Method, task, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """Import ``model.py`` and call its ``build``; any failure is a :class:`MethodError`."""
+def build_model(method: Method, task, device: str | torch.device = "cpu",
+                chosen: dict | None = None) -> torch.nn.Module:
+    """Import ``model.py`` and call its ``build``; any failure is a :class:`MethodError`.
+
+    ``chosen``: tuned hyperparameter values, overriding those of ``method.yaml``.
+    """
     path = method.folder / "model.py"
     try:
         module_spec = importlib.util.spec_from_file_location(f"deqbench_method_{method.name}", path)
         module = importlib.util.module_from_spec(module_spec)
         module_spec.loader.exec_module(module)
-        model = module.build(dict(method.spec.get("hyperparameters", {})), task)
+        model = module.build({**method.spec.get("hyperparameters", {}), **(chosen or {})}, task)
     except Exception as err:  # a plug-in may raise anything; the run records it
         raise MethodError(f"{path}: build failed: {type(err).__name__}: {err}") from err
     if not isinstance(model, torch.nn.Module):

@@ -13,8 +13,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from deqbench import datasets, evaluation, leaderboard, tasks
+from deqbench import datasets, evaluation, leaderboard, tasks, tuning
 from deqbench.config import config_hash, file_sha256
+from deqbench.denoisers import train_denoiser
 from deqbench.io import load_torch, read_json, save_torch, write_bytes_atomic, write_json
 from deqbench.measure import provenance, resolve_device
 from deqbench.methods import MethodError, build_model, load_method
@@ -65,8 +66,10 @@ def load_run_task(task_name: str, task_cfg: dict, task_file: str, seed: int, dev
 
 def train_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str, loss: str,
               settings: dict, seed: int, device_name: str, out_model: str, out_record: str) -> None:
-    """Train one method; a failure of the method's code is recorded, not raised."""
+    """Train one method (end to end, or its denoiser alone); a failure of the method's code
+    is recorded, not raised."""
     device = resolve_device(device_name)
+    method = load_method(method_dir)
     identity = run_identity(task_name, task_cfg, method_dir, loss, settings, seed)
     checkpoint = Path(out_model).with_name("checkpoint.pt")
     if checkpoint.exists() and load_torch(checkpoint).get("identity") != identity:
@@ -74,8 +77,12 @@ def train_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str, l
     record = {**identity, "status": "ok", "provenance": provenance(device)}
     task = load_run_task(task_name, task_cfg, task_file, seed, device)
     try:
-        model = build_model(load_method(method_dir), task, device)
-        record.update(train(model, task, loss, settings, seed, device, checkpoint, identity))
+        # hyperparameters chosen on validation, after training, are built at their first candidate
+        model = build_model(method, task, device, tuning.combinations(method.tuning)[0])
+        if method.training == "denoiser":
+            record.update(train_denoiser(model, task, settings, seed, device))
+        else:
+            record.update(train(model, task, loss, settings, seed, device, checkpoint, identity))
         weights = model.state_dict()
     except MethodError as err:
         record.update(status="failed", reason=str(err))
@@ -85,25 +92,61 @@ def train_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str, l
     write_json(record, out_record)
 
 
+def tune_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str, loss: str,
+             settings: dict, seed: int, device_name: str, model_file: str | None,
+             record_file: str | None, out_tuning: str) -> None:
+    """Choose a method's ``tuning`` hyperparameters on the validation split, the only split
+    loaded; a failure of the method's code, or of its training, is recorded, not raised."""
+    device = resolve_device(device_name)
+    method = load_method(method_dir)
+    record = {**run_identity(task_name, task_cfg, method_dir, loss, settings, seed),
+              "status": "ok", "provenance": provenance(device)}
+    trained = read_json(record_file) if record_file else {"status": "ok"}
+    if trained["status"] != "ok":
+        record.update(status="failed", reason=trained["reason"])
+    else:
+        data = load_torch(task_file)
+        task = tasks.load_task(task_name, task_cfg, {**data, "splits": {"val": data["splits"]["val"]}},
+                               noise_seed=seed, device=device)
+        weights = load_torch(model_file, map_location=device) if model_file else None
+
+        def build(chosen: dict) -> torch.nn.Module:
+            model = build_model(method, task, device, chosen)
+            if weights is not None:
+                model.load_state_dict(weights)
+            return model
+
+        torch.manual_seed(seed)
+        try:
+            record.update(tuning.select(build, method.tuning, task.splits["val"], task.physics, device))
+        except MethodError as err:
+            record.update(status="failed", reason=str(err))
+            print(traceback.format_exc())
+    write_json(record, out_tuning)
+
+
 def evaluate_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str, loss: str,
                  settings: dict, seed: int, device_name: str, warmup: int, model_file: str | None,
-                 record_file: str | None, out_images: str, out_run: str) -> None:
-    """Score one run on the test and ood splits; a failed or failing method gets its reason."""
+                 record_file: str | None, out_images: str, out_run: str,
+                 tuning_file: str | None = None) -> None:
+    """Score one run on the test and ood splits, with its hyperparameters chosen on
+    validation if it has any; a failed or failing method gets its reason."""
     device = resolve_device(device_name)
     method = load_method(method_dir)
     run = {**run_identity(task_name, task_cfg, method_dir, loss, settings, seed),
            "name": method.spec["name"], "family": method.spec["family"], "status": "ok",
            "provenance": provenance(device)}
     rows = []
-    if record_file:
-        run["train"] = read_json(record_file)
-        if run["train"]["status"] != "ok":
-            run.update(status="failed", reason=run["train"]["reason"])
+    for stage, path in (("train", record_file), ("tuning", tuning_file)):
+        if path and run["status"] == "ok":
+            run[stage] = read_json(path)
+            if run[stage]["status"] != "ok":
+                run.update(status="failed", reason=run[stage]["reason"])
     if run["status"] == "ok":
         task = load_run_task(task_name, task_cfg, task_file, seed, device)
         torch.manual_seed(seed)
         try:
-            model = build_model(method, task, device)
+            model = build_model(method, task, device, run.get("tuning", {}).get("chosen"))
             if model_file:
                 model.load_state_dict(load_torch(model_file, map_location=device))
             rows, run["evaluation"] = evaluation.evaluate(model, task, device, warmup)

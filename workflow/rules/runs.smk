@@ -1,4 +1,5 @@
-# Training and evaluation of one method on one task under one loss.
+# Training, tuning on validation (methods with `tuning:`) and evaluation of one method
+# on one task under one loss.
 
 
 rule train:
@@ -28,9 +29,34 @@ def trained_inputs(wildcards):
             "record": RUN_DIR.format(**wildcards) + "/train.json"}
 
 
+rule tune:
+    input:
+        unpack(trained_inputs),
+        task="results/tasks/{task}.pt",
+        sources=method_sources,
+    output:
+        tuning=f"{RUN_DIR}/tuning.json",
+    params:
+        run=run_settings,
+    threads: config["threads_per_job"]
+    log:
+        "results/logs/tune/{task}/{method}/{loss}.log",
+    benchmark:
+        "results/benchmarks/tune/{task}/{method}/{loss}.tsv"
+    script:
+        "../scripts/tune.py"
+
+
+def tuned_inputs(wildcards):
+    if not METHODS[wildcards.method].tuning:
+        return {}
+    return {"tuning": RUN_DIR.format(**wildcards) + "/tuning.json"}
+
+
 rule evaluate:
     input:
         unpack(trained_inputs),
+        unpack(tuned_inputs),
         task="results/tasks/{task}.pt",
         sources=method_sources,
     output:

@@ -7,5 +7,6 @@ from deqbench.runs import evaluate_run
 sys.stderr = sys.stdout = open(snakemake.log[0], "w")
 torch.set_num_threads(snakemake.threads)
 evaluate_run(task_file=snakemake.input.task, model_file=snakemake.input.get("model"),
-             record_file=snakemake.input.get("record"), warmup=snakemake.params.warmup,
+             record_file=snakemake.input.get("record"), tuning_file=snakemake.input.get("tuning"),
+             warmup=snakemake.params.warmup,
              out_images=snakemake.output.images, out_run=snakemake.output.run, **snakemake.params.run)
