@@ -88,14 +88,16 @@ def build_model(method: Method, task, device: str | torch.device = "cpu",
                 chosen: dict | None = None) -> torch.nn.Module:
     """Import ``model.py`` and call its ``build``; any failure is a :class:`MethodError`.
 
-    ``chosen``: tuned hyperparameter values, overriding those of ``method.yaml``.
+    ``chosen``: values of the ``tuning`` hyperparameters, each at its first candidate
+    when absent; they override ``hyperparameters``.
     """
     path = method.folder / "model.py"
     try:
         module_spec = importlib.util.spec_from_file_location(f"deqbench_method_{method.name}", path)
         module = importlib.util.module_from_spec(module_spec)
         module_spec.loader.exec_module(module)
-        model = module.build({**method.spec.get("hyperparameters", {}), **(chosen or {})}, task)
+        first = {name: values[0] for name, values in method.tuning.items()}
+        model = module.build({**method.spec.get("hyperparameters", {}), **first, **(chosen or {})}, task)
     except Exception as err:  # a plug-in may raise anything; the run records it
         raise MethodError(f"{path}: build failed: {type(err).__name__}: {err}") from err
     if not isinstance(model, torch.nn.Module):

@@ -77,8 +77,7 @@ def train_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str, l
     record = {**identity, "status": "ok", "provenance": provenance(device)}
     task = load_run_task(task_name, task_cfg, task_file, seed, device)
     try:
-        # hyperparameters chosen on validation, after training, are built at their first candidate
-        model = build_model(method, task, device, tuning.combinations(method.tuning)[0])
+        model = build_model(method, task, device)
         if method.training == "denoiser":
             record.update(train_denoiser(model, task, settings, seed, device))
         else:
