@@ -7,6 +7,7 @@ import torch
 from deqbench.config import ROOT, ConfigError
 from deqbench.datasets import ellipse_phantom, split_rng
 from deqbench.denoisers import train_denoiser
+from deqbench.leaderboard import unsupported
 from deqbench.methods import MethodError, build_model, load_method
 from deqbench.tasks import load_task, simulate
 
@@ -65,3 +66,9 @@ def test_a_denoiser_method_cannot_claim_the_ei_loss(tmp_path):
     (tmp_path / "pnp" / "model.py").write_text((ROOT / "methods" / "pnp" / "model.py").read_text())
     with pytest.raises(ConfigError, match="key 'losses'"):
         load_method(tmp_path / "pnp")
+
+
+def test_the_leaderboard_says_why_a_denoiser_method_has_no_ei_row():
+    assert unsupported(load_method(ROOT / "methods" / "red").spec) == \
+        "supports only: sup (its denoiser is trained on clean images)"
+    assert unsupported(load_method(ROOT / "methods" / "unet").spec | {"losses": ["sup"]}) == "supports only: sup"
