@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import statistics
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -20,6 +21,7 @@ from deqbench.io import load_torch, save_torch
 from deqbench.losses import build_loss, needs_ground_truth, total_loss
 from deqbench.measure import PeakMemory, timed
 from deqbench.methods import MethodError
+from deqbench.solvers import hit_cap
 from deqbench.tasks import Task
 
 
@@ -33,6 +35,21 @@ def check_output(x_net: torch.Tensor, expected: torch.Size) -> None:
     if x_net.shape != expected:
         raise MethodError(f"model output has shape {tuple(x_net.shape)}, expected {tuple(expected)} "
                           "(the shape of the ground truth)")
+
+
+def solver_summary(per_step: list[dict[str, float]]) -> dict:
+    """Mean over training steps of each fixed-point statistic a model exposes as
+    ``model.stats`` (``fp_<key>``) and ``fixed_point_warning``, the number of steps
+    whose solve hit its iteration cap; empty for models without statistics."""
+    if not any(per_step):
+        return {}
+    keys = sorted({key for stats in per_step for key in stats})
+    summary = {f"fp_{key}": statistics.fmean(s[key] for s in per_step if key in s) for key in keys}
+    summary["fixed_point_warning"] = sum(hit_cap(stats) for stats in per_step)
+    if summary["fixed_point_warning"]:
+        warnings.warn(f"{summary['fixed_point_warning']} of {len(per_step)} training steps hit a "
+                      "fixed-point iteration cap: the map may not be contractive", stacklevel=2)
+    return summary
 
 
 def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, seed: int,
@@ -58,7 +75,7 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
         # deepinv's noise model swaps its generator object on every call: look it up each time.
         return {"batches": batches, "transforms": transforms, "noise": task.physics.noise_model.rng}
 
-    start, history, step_times = 0, [], []
+    start, history, step_times, solver_stats = 0, [], [], []
     if checkpoint.exists():
         state = load_torch(checkpoint, map_location=device)
         model.load_state_dict(state["model"])
@@ -67,6 +84,7 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
             generator.set_state(state["rng"][name])
         torch.set_rng_state(state["rng"]["torch"])
         start, history, step_times = state["step"], state["history"], state["step_times"]
+        solver_stats = state.get("solver_stats", [])
 
     model.train()
     with PeakMemory(device) as memory, timed(device) as wall:
@@ -93,12 +111,14 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
             if sum(step_times) > settings.get("time_budget_s", math.inf):
                 raise MethodError(f"step {step}: training exceeded its budget of {settings['time_budget_s']} s")
             history.append(loss.item())
+            solver_stats.append(dict(getattr(model, "stats", None) or {}))
             done = step + 1
             if done % settings["checkpoint_every"] == 0 or done == settings["steps"]:
                 save_torch({
                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "rng": {**{n: g.get_state() for n, g in generators().items()}, "torch": torch.get_rng_state()},
                     "step": done, "history": history, "step_times": step_times, "identity": identity,
+                    "solver_stats": solver_stats,
                 }, checkpoint)
     model.eval()
     return {
@@ -114,4 +134,5 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
         "train_peak_memory_mb": memory.peak_mb,
         "memory_kind": memory.kind,
         "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        **solver_summary(solver_stats),
     }

@@ -1,0 +1,172 @@
+r"""Fixed-point solvers and the backward pass of a deep equilibrium model (DEQ).
+
+A DEQ outputs a fixed point :math:`x^\star = F_\theta(x^\star)`. The forward pass
+finds it without building a graph, by plain iteration :math:`x_{k+1} = F(x_k)` or by
+Anderson acceleration (Walker and Ni 2011), which extrapolates from the last ``m``
+iterates by solving, per sample,
+
+.. math::  \min_{\alpha,\ \sum_i \alpha_i = 1} \Big\|\sum_{i} \alpha_i \big(F(x_{k-i}) - x_{k-i}\big)\Big\|^2 + \lambda \|\alpha\|^2,
+           \qquad x_{k+1} = \sum_i \alpha_i F(x_{k-i}),
+
+with :math:`\lambda` relative to the mean squared residual, so that it does not depend on
+the scale of the iterates (the backward iterates are gradients, often tiny).
+
+Both stop once the relative residual :math:`\|F(x) - x\| / \|F(x)\|` of every sample
+is below ``tol``, or after ``max_iter`` evaluations of :math:`F`.
+
+Gradients (the output is one more step :math:`\hat x = F_\theta(x^\star)`, evaluated
+with a graph):
+
+- implicit differentiation (Bai et al. 2019, Gilton et al. 2021): by the implicit
+  function theorem, :math:`\frac{d x^\star}{d\theta}^\top g = \frac{\partial F}{\partial
+  \theta}^\top v` where :math:`v = J^\top v + g` and :math:`J = \partial F / \partial x`
+  at :math:`x^\star`. A backward hook on :math:`\hat x` replaces the incoming gradient
+  :math:`g` by :math:`v`, solved with the same solvers using autograd vector-Jacobian
+  products of the single evaluation :math:`\hat x = F(x^\star)` (the modular scheme of
+  Figure 2 of Mehta et al. 2025, which evaluates :math:`F` twice);
+- Jacobian-free backpropagation (Fung et al. 2022): :math:`J` is taken as 0, so the
+  gradient is that of the last step alone.
+
+This small core is used instead of deepinv's ``DEQConfig`` because it stops the
+forward solve at a tolerance and reports, per call, the iteration counts, the
+relative residuals and whether a solve hit its cap: the implicit gradient is only
+valid when :math:`F` is contractive near :math:`x^\star`, and a backward solve that does
+not converge is how a non-contractive map shows. ``benchmarks/deq_training.py``
+measures its time and memory against ``DEQConfig``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+Map = Callable[[torch.Tensor], torch.Tensor]
+
+ANDERSON_REGULARISATION = 1e-4
+
+
+@dataclass(frozen=True)
+class SolverSettings:
+    """``tol``: relative residual to reach; ``max_iter``: cap on evaluations of the map;
+    ``anderson``: history size of Anderson acceleration, 0 for plain iteration."""
+
+    tol: float = 1e-3
+    max_iter: int = 30
+    anderson: int = 5
+
+    @classmethod
+    def from_dict(cls, settings: dict) -> "SolverSettings":
+        return cls(**settings)
+
+
+@dataclass
+class Solution:
+    x: torch.Tensor
+    iterations: int
+    residual: torch.Tensor  # (batch,) relative residual of the last iterate
+    converged: bool
+
+    def stats(self, prefix: str) -> dict[str, float]:
+        return {
+            f"{prefix}_iterations": float(self.iterations),
+            f"{prefix}_residual_mean": self.residual.mean().item(),
+            f"{prefix}_residual_max": self.residual.max().item(),
+            f"{prefix}_capped": float(not self.converged),
+        }
+
+
+def hit_cap(stats: dict[str, float]) -> bool:
+    """Whether any solve reported in ``stats`` stopped at its cap above tolerance."""
+    return any(value > 0 for key, value in stats.items() if key.endswith("_capped"))
+
+
+def relative_residual(fx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """:math:`\\|F(x) - x\\| / \\|F(x)\\|` per sample."""
+    diff = (fx - x).flatten(1).norm(dim=1)
+    return diff / fx.flatten(1).norm(dim=1).clamp_min(1e-12)
+
+
+def picard(f: Map, x0: torch.Tensor, settings: SolverSettings) -> Solution:
+    """Plain fixed-point iteration :math:`x_{k+1} = F(x_k)` from ``x0``."""
+    x = x0
+    for k in range(1, settings.max_iter + 1):
+        fx = f(x)
+        residual = relative_residual(fx, x)
+        x = fx
+        if residual.max() <= settings.tol:
+            return Solution(x, k, residual, True)
+    return Solution(x, settings.max_iter, residual, False)
+
+
+def anderson(f: Map, x0: torch.Tensor, settings: SolverSettings) -> Solution:
+    """Anderson acceleration with history ``settings.anderson`` (mixing parameter 1)."""
+    batch, m = x0.shape[0], settings.anderson
+    xs = x0.new_zeros(batch, m, x0[0].numel())
+    fs = torch.zeros_like(xs)
+    xs[:, 0], fs[:, 0] = x0.flatten(1), f(x0).flatten(1)
+    residual = relative_residual(fs[:, 0], xs[:, 0])
+    if residual.max() <= settings.tol or settings.max_iter <= 1:
+        return Solution(fs[:, 0].view_as(x0), 1, residual, bool(residual.max() <= settings.tol))
+    # bordered normal equations [[0, 1^T], [1, G G^T + lambda I]] [nu; alpha] = [1; 0]
+    system = x0.new_zeros(batch, m + 1, m + 1)
+    system[:, 0, 1:] = system[:, 1:, 0] = 1
+    rhs = x0.new_zeros(batch, m + 1, 1)
+    rhs[:, 0] = 1
+    newest = fs[:, 0]
+    for k in range(1, settings.max_iter):
+        n = min(k, m)
+        g = fs[:, :n] - xs[:, :n]
+        gram = g @ g.transpose(1, 2)
+        scale = gram.diagonal(dim1=1, dim2=2).mean(dim=1)[:, None, None]
+        system[:, 1:n + 1, 1:n + 1] = gram + ANDERSON_REGULARISATION * scale * torch.eye(
+            n, dtype=x0.dtype, device=x0.device)
+        alpha = torch.linalg.solve(system[:, :n + 1, :n + 1], rhs[:, :n + 1])[:, 1:n + 1, 0]
+        slot = k % m
+        xs[:, slot] = (alpha[:, None] @ fs[:, :n])[:, 0]
+        fs[:, slot] = f(xs[:, slot].view_as(x0)).flatten(1)
+        residual = relative_residual(fs[:, slot], xs[:, slot])
+        newest = fs[:, slot]
+        if residual.max() <= settings.tol:
+            return Solution(newest.view_as(x0), k + 1, residual, True)
+    return Solution(newest.view_as(x0), settings.max_iter, residual, False)
+
+
+def fixed_point(f: Map, x0: torch.Tensor, settings: SolverSettings) -> Solution:
+    """Solve :math:`x = F(x)` from the initial guess (warm start) ``x0``."""
+    return anderson(f, x0, settings) if settings.anderson > 0 else picard(f, x0, settings)
+
+
+def equilibrium(f: Map, x0: torch.Tensor, forward: SolverSettings,
+                backward: SolverSettings | None, stats: dict[str, float]) -> torch.Tensor:
+    """The fixed point of ``f`` from ``x0``, differentiable in the parameters of ``f``.
+
+    ``backward`` set: implicit differentiation solved with those settings; ``None``:
+    Jacobian-free backpropagation. ``stats`` is cleared and filled with the forward
+    solve's statistics (``forward_*``), then, when the backward hook runs, with the
+    backward solve's (``backward_*``).
+    """
+    stats.clear()
+    with torch.no_grad():
+        solution = fixed_point(f, x0, forward)
+    stats.update(solution.stats("forward"))
+    if not torch.is_grad_enabled():
+        return solution.x
+    x_star = solution.x.detach().requires_grad_(backward is not None)
+    fx = f(x_star)
+    if backward is None:
+        return fx
+    output = fx.view_as(fx)  # the hook sits on this view, the VJPs start from fx
+
+    def implicit_gradient(grad: torch.Tensor) -> torch.Tensor:
+        def adjoint_map(v: torch.Tensor) -> torch.Tensor:
+            return torch.autograd.grad(fx, x_star, v, retain_graph=True)[0] + grad
+
+        with torch.enable_grad():
+            solved = fixed_point(adjoint_map, grad, backward)
+        stats.update(solved.stats("backward"))
+        return solved.x
+
+    output.register_hook(implicit_gradient)
+    return output

@@ -1,0 +1,205 @@
+"""The DEQ and unrolled methods: gradients, ODER's stochastic gradient, contractivity checks."""
+
+import pytest
+import torch
+from deepinv.physics import MRI, Tomography
+
+from deqbench.check import tiny_task
+from deqbench.iterations import (ConvOperatorNorm, DeepEquilibrium, FullGradient, LipschitzDenoiser, REDStep,
+                                 SubsampledGradient, Unrolled, build_equilibrium)
+from deqbench.solvers import SolverSettings
+from deqbench.tasks import Task, build_physics
+from deqbench.training import train
+
+SIZE = 16
+
+
+def relative_error(estimate, truth):
+    return ((estimate - truth).norm() / truth.norm()).item()
+
+
+def small_step(lipschitz=0.5, step=0.5, regularization=1.0, gradient=None, channels=2):
+    torch.manual_seed(0)
+    denoiser = LipschitzDenoiser(channels, depth=3, width=8, lipschitz=lipschitz, shrinkage=0.0, image_size=SIZE)
+    return REDStep(denoiser, gradient or FullGradient(), step, regularization).double().eval()
+
+
+def mri(columns: torch.Tensor | None = None) -> MRI:
+    mask = torch.zeros(1, SIZE, SIZE)
+    mask[..., columns if columns is not None else slice(None)] = 1
+    return MRI(mask=mask, img_size=(SIZE, SIZE))
+
+
+def tomography(angles: int) -> Tomography:
+    return Tomography(angles=angles, img_width=SIZE, normalize=False, parallel_computation=False,
+                      dtype=torch.float64)
+
+
+def measurements(physics, channels=2, seed=0):
+    x = torch.rand(2, channels, SIZE, SIZE, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return physics.A(x)
+
+
+def parameter_gradients(model, y, physics, target):
+    model.zero_grad()
+    ((model(y, physics) - target) ** 2).sum().backward()
+    return torch.cat([p.grad.flatten() for p in model.parameters()])
+
+
+def test_implicit_gradient_matches_long_unrolled_backprop_and_jfb_does_not():
+    """Fully sampled MRI (A unitary): Lip(F) <= 1 - step + step * regularization * lipschitz = 0.75."""
+    physics = mri()
+    step = small_step()
+    assert step.contraction_bound(smallest_singular_value=1.0) == pytest.approx(0.75)
+    y = measurements(physics)
+    target = torch.rand(y.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    tight = SolverSettings(tol=1e-12, max_iter=300, anderson=5)
+    reference = parameter_gradients(Unrolled(step, iterations=80), y, physics, target)
+    implicit = DeepEquilibrium(step, tight, tight)
+    gradient = parameter_gradients(implicit, y, physics, target)
+    jfb = parameter_gradients(DeepEquilibrium(step, tight, None), y, physics, target)
+    assert implicit.stats["backward_capped"] == 0.0
+    assert relative_error(gradient, reference) < 1e-3
+    assert relative_error(jfb, reference) > 0.05
+
+
+def test_unrolled_backprop_matches_finite_differences():
+    """Backprop through all K steps of a tiny undersampled CT problem equals the central
+    difference of the loss along a random parameter direction (float64)."""
+    physics = tomography(angles=6)
+    squared_norm = physics.compute_sqnorm(torch.ones(1, 1, SIZE, SIZE, dtype=torch.float64), verbose=False).item()
+    step = small_step(lipschitz=1.0, step=1 / squared_norm, channels=1)
+    model = Unrolled(step, iterations=4)
+    y = measurements(physics, channels=1)
+    target = torch.rand(2, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+
+    def loss():
+        return ((model(y, physics) - target) ** 2).sum()
+
+    gradient = parameter_gradients(model, y, physics, target)
+    direction = torch.randn(gradient.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    parameters = list(model.parameters())
+    flat = torch.nn.utils.parameters_to_vector(parameters).detach()
+    eps = 1e-6
+    with torch.no_grad():
+        torch.nn.utils.vector_to_parameters(flat + eps * direction, parameters)
+        upper = loss()
+        torch.nn.utils.vector_to_parameters(flat - eps * direction, parameters)
+        lower = loss()
+    finite_difference = (upper - lower) / (2 * eps)
+    assert (gradient @ direction).item() == pytest.approx(finite_difference.item(), rel=1e-5)
+
+
+def test_conv_operator_norm_bounds_the_convolution_unlike_reshaped_spectral_norm():
+    """The operator norm of the normalised convolution (by a fresh, long power iteration)
+    is the bound; torch's spectral_norm leaves it well above."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(8, 8, 3, padding=1, bias=False)
+    normalised = ConvOperatorNorm(conv.weight.detach(), size=SIZE, bound=1.0).eval()(conv.weight.detach())
+    reshaped = torch.nn.utils.parametrizations.spectral_norm(torch.nn.Conv2d(8, 8, 3, padding=1, bias=False))
+    with torch.no_grad():
+        reshaped.weight.data  # noqa: B018
+        for _ in range(50):
+            reshaped(torch.zeros(1, 8, SIZE, SIZE))  # converge its power iteration
+    reshaped.eval()
+
+    def operator_norm(weight):
+        probe = ConvOperatorNorm(weight.detach(), size=SIZE, bound=1.0)
+        for _ in range(200):
+            probe.power_step(weight.detach())
+        return torch.nn.functional.conv2d(probe.vector, weight.detach(), padding=1).norm().item()
+
+    assert operator_norm(normalised) == pytest.approx(1.0, rel=1e-2)  # power iteration estimate
+    assert operator_norm(reshaped.weight) > 1.2
+
+
+@pytest.mark.parametrize("kind", ["ct", "mri"])
+def test_oder_gradient_is_unbiased(kind):
+    """The groups partition the measurements, and the mean of many rescaled random-subset
+    gradients is the full gradient (within four Monte Carlo standard errors)."""
+    if kind == "ct":
+        physics = tomography(angles=12)
+        channels = 1
+    else:
+        physics, channels = mri(columns=torch.tensor([0, 1, 2, 5, 7, 8, 11, 13, 15])), 2
+    y = measurements(physics, channels)
+    x = torch.rand(2, channels, SIZE, SIZE, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    oder = SubsampledGradient(blocks=3, fraction=0.5, seed=0)
+    full = FullGradient()(x, y, physics)
+    groups = len(oder.groups(physics))
+    assert groups > 2
+    assert relative_error(oder.group_gradient(x, y, physics, list(range(groups))), full) < 1e-10
+    oder.new_call()
+    draws = torch.stack([oder(x, y, physics) for _ in range(1000)])
+    standard_error = (draws.var(dim=0).sum() / len(draws)).sqrt() / full.norm()
+    assert relative_error(draws[0], full) > 0.1  # one draw is far from the full gradient
+    assert relative_error(draws.mean(dim=0), full) < 4 * standard_error < 0.15  # a 50% bias would show
+
+
+def test_oder_draws_repeat_from_seed_and_call_count():
+    physics = tomography(angles=12)
+    y = measurements(physics, channels=1)
+    x = physics.A_adjoint(measurements(physics, channels=1, seed=1))
+
+    def calls(oder, count):
+        draws = []
+        for _ in range(count):
+            oder.new_call()
+            draws.append(oder(x, y, physics))
+        return draws
+
+    def same(first, second):
+        return all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+
+    reference = calls(SubsampledGradient(3, 0.5, seed=0), 4)
+    assert same(reference, calls(SubsampledGradient(3, 0.5, seed=0), 4))
+    assert not same(reference, calls(SubsampledGradient(3, 0.5, seed=1), 4))
+    interrupted = SubsampledGradient(3, 0.5, seed=0)
+    calls(interrupted, 1)
+    resumed = SubsampledGradient(3, 0.5, seed=0)
+    resumed.load_state_dict(interrupted.state_dict())  # the call count is saved with the weights
+    assert same(reference[1:], calls(resumed, 3))
+
+
+TRAINING = {"steps": 2, "batch_size": 2, "lr": 1e-3, "checkpoint_every": 2, "ei_weight": 1.0,
+            "ei_rotation_multiples": 1.0}
+NON_CONTRACTIVE = {
+    # the identity denoiser (no RED term) with step 1: F = I on the null space of the
+    # undersampled MRI operator; the forward solve converges, the backward cannot
+    "null space": ({"step": 1.0, "regularization": 0.0,
+                    "denoiser": {"depth": 3, "width": 8, "lipschitz": 1.0, "shrinkage": 0.0}}, "backward"),
+    # a step of 3 / ||A||^2: the data-consistency step alone has eigenvalue -2, the forward
+    # iteration oscillates and grows
+    "step too large": ({"step": 3.0, "regularization": 1.0,
+                        "denoiser": {"depth": 3, "width": 8, "lipschitz": 1.0, "shrinkage": 0.0}}, "forward"),
+}
+
+
+@pytest.mark.parametrize("name", NON_CONTRACTIVE)
+def test_non_contractive_configuration_is_detected_and_reported(name, tmp_path):
+    hparams, failing_solve = NON_CONTRACTIVE[name]
+    settings = {"tol": 1e-4, "max_iter": 15, "anderson": 0}
+    task = tiny_task("mri")
+    torch.manual_seed(0)
+    model = build_equilibrium({**hparams, "forward": settings, "backward": settings, "gradient": "implicit"}, task)
+    with pytest.warns(UserWarning, match="hit a fixed-point iteration cap"):
+        record = train(model, task, "sup", TRAINING, 0, torch.device("cpu"), tmp_path / "checkpoint.pt")
+    assert record["fixed_point_warning"] == 2
+    assert record[f"fp_{failing_solve}_capped"] == 1.0
+    assert record[f"fp_{failing_solve}_residual_max"] > 1e-2
+
+
+def test_guaranteed_contraction_trains_without_warnings(tmp_path):
+    """Fully sampled MRI, lipschitz 0.5, step 0.5: Lip(F) <= 0.75, so no solve may hit its cap."""
+    config = {"physics": "mri", "image_size": SIZE, "noise_sigma": 0.01}
+    physics = build_physics(config, mask=torch.ones(1, SIZE, SIZE))
+    x = torch.rand(4, 2, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
+    task = Task("mri", config, physics, {"train": {"x": x, "y": physics(x)}})
+    torch.manual_seed(0)
+    settings = {"tol": 1e-4, "max_iter": 50, "anderson": 5}
+    model = build_equilibrium({"step": 0.5, "regularization": 1.0, "gradient": "implicit", "forward": settings,
+                               "backward": settings, "denoiser": {"depth": 3, "width": 8, "lipschitz": 0.5, "shrinkage": 0.0}}, task)
+    assert model.step.contraction_bound(smallest_singular_value=1.0) == pytest.approx(0.75)
+    record = train(model, task, "sup", TRAINING, 0, torch.device("cpu"), tmp_path / "checkpoint.pt")
+    assert record["fixed_point_warning"] == 0
+    assert record["fp_forward_residual_max"] <= 1e-4 and record["fp_backward_residual_max"] <= 1e-4

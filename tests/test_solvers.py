@@ -1,0 +1,74 @@
+"""Fixed-point solvers: convergence, statistics and the implicit-gradient hook."""
+
+import pytest
+import torch
+
+from deqbench.solvers import SolverSettings, equilibrium, fixed_point, hit_cap
+
+
+SIZE = 20
+EYE = torch.eye(SIZE, dtype=torch.float64)
+
+
+def linear_map(contraction: float, seed: int = 0):
+    """x -> M x + b (batch of 2) with ||M|| = contraction: (map, M, fixed point (I - M)^-1 b)."""
+    generator = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(SIZE, SIZE, generator=generator, dtype=torch.float64))
+    matrix = contraction * q @ torch.diag(torch.linspace(-1, 1, SIZE, dtype=torch.float64)) @ q.T
+    offset = torch.randn(2, SIZE, generator=generator, dtype=torch.float64)
+    solution = torch.linalg.solve(EYE - matrix, offset.T).T
+    return (lambda x: x @ matrix.T + offset), matrix, solution
+
+
+def relative_error(estimate, truth):
+    return ((estimate - truth).norm() / truth.norm()).item()
+
+
+@pytest.mark.parametrize("anderson", [0, 5], ids=["plain", "anderson"])
+def test_solver_reaches_the_fixed_point_of_a_contraction(anderson):
+    f, _, solution = linear_map(0.9)
+    found = fixed_point(f, torch.zeros_like(solution), SolverSettings(tol=1e-8, max_iter=500, anderson=anderson))
+    assert found.converged and found.residual.max() <= 1e-8
+    assert relative_error(found.x, solution) < 1e-6  # residual / (1 - contraction)
+
+
+def test_anderson_needs_fewer_evaluations_than_plain_iteration():
+    f, _, solution = linear_map(0.95)
+    settings = {"tol": 1e-6, "max_iter": 1000}
+    plain = fixed_point(f, torch.zeros_like(solution), SolverSettings(**settings, anderson=0))
+    accelerated = fixed_point(f, torch.zeros_like(solution), SolverSettings(**settings, anderson=5))
+    assert plain.converged and accelerated.converged
+    assert accelerated.iterations < plain.iterations / 3
+
+
+def test_a_solve_that_hits_its_cap_is_flagged():
+    f, _, solution = linear_map(0.99)
+    found = fixed_point(f, torch.zeros_like(solution), SolverSettings(tol=1e-10, max_iter=5, anderson=0))
+    stats = found.stats("forward")
+    assert not found.converged and stats["forward_iterations"] == 5
+    assert stats["forward_capped"] == 1.0 and stats["forward_residual_max"] > 1e-10
+    assert hit_cap(stats) and not hit_cap({**stats, "forward_capped": 0.0})
+
+
+def test_equilibrium_gradient_solves_the_adjoint_equation():
+    """For F(x) = M x + b(theta), d x*/d theta^T g = (dF/dtheta)^T (I - M^T)^-1 g exactly."""
+    f, matrix, _ = linear_map(0.8)
+    theta = torch.zeros(2, SIZE, dtype=torch.float64, requires_grad=True)
+    settings = SolverSettings(tol=1e-12, max_iter=300, anderson=5)
+    stats = {}
+    x = equilibrium(lambda z: f(z) + theta, torch.zeros(2, SIZE, dtype=torch.float64), settings, settings, stats)
+    g = torch.randn(2, SIZE, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    (x * g).sum().backward()
+    expected = torch.linalg.solve(EYE - matrix.T, g.T).T
+    assert relative_error(theta.grad, expected) < 1e-10
+    assert stats["forward_capped"] == 0.0 and stats["backward_capped"] == 0.0
+    assert stats["backward_residual_max"] <= 1e-12
+
+
+def test_equilibrium_without_a_graph_returns_the_fixed_point_and_forward_stats():
+    f, _, solution = linear_map(0.5)
+    stats = {"backward_iterations": 3.0}  # left over from a previous call: must go
+    with torch.no_grad():
+        x = equilibrium(f, torch.zeros_like(solution), SolverSettings(tol=1e-10, max_iter=100), None, stats)
+    assert relative_error(x, solution) < 1e-9
+    assert set(stats) == {"forward_iterations", "forward_residual_mean", "forward_residual_max", "forward_capped"}
