@@ -11,6 +11,9 @@ defaults (7 x 7 uniform window, K1 = 0.01, K2 = 0.03).
 
 Test time is measured per image (batch of one) after ``warmup`` untimed passes, with
 CUDA synchronisation on GPU.
+
+The first test images also get their ``equivariance_error`` (:mod:`deqbench.equivariance`),
+computed after the timed and memory-measured passes.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from deqbench.equivariance import equivariance_errors, rotation_angles
 from deqbench.measure import PeakMemory, timed
 from deqbench.tasks import Task, magnitude
 from deqbench.training import check_output
@@ -39,12 +43,14 @@ def ssim(truth: np.ndarray, estimate: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, task: Task, device: torch.device, warmup: int = 1) -> tuple[list[dict], dict]:
+def evaluate(model: torch.nn.Module, task: Task, device: torch.device, warmup: int = 1,
+             seed: int = 0) -> tuple[list[dict], dict]:
     """Score ``model`` on the test and out-of-distribution splits.
 
-    Returns one row per image (split, index, psnr, ssim, seconds and any fixed-point
-    statistics the model exposes as ``model.stats``) and the evaluation summary
-    (peak memory over the whole evaluation).
+    Returns one row per image (split, index, psnr, ssim, seconds, any fixed-point
+    statistics the model exposes as ``model.stats`` and, for the first test images,
+    the equivariance error under rotations drawn from ``seed``) and the evaluation summary
+    (peak memory over the whole evaluation, the rotation angles).
     """
     model.eval()
     rows = []
@@ -67,4 +73,9 @@ def evaluate(model: torch.nn.Module, task: Task, device: torch.device, warmup: i
                     "seconds": clock["seconds"],
                     **{f"fp_{k}": v for k, v in (getattr(model, "stats", None) or {}).items()},
                 })
-    return rows, {"test_peak_memory_mb": memory.peak_mb, "memory_kind": memory.kind}
+    errors = equivariance_errors(model, task, device, seed)
+    for row in rows:
+        if row["split"] == "test" and row["image"] < len(errors):
+            row["equivariance_error"] = errors[row["image"]]
+    return rows, {"test_peak_memory_mb": memory.peak_mb, "memory_kind": memory.kind,
+                  "equivariance_rotations_deg": rotation_angles(seed).tolist()}

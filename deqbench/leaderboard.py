@@ -2,8 +2,9 @@
 
 Quality is the mean over test images with a 95% Student-t confidence interval,
 :math:`\\bar q \\pm t_{0.975, n-1}\\, s / \\sqrt{n}`; ``ood_psnr`` is the mean PSNR on
-the held-out real images. A method that failed, whose folder is invalid, or that does
-not support a loss still gets its row, with the reason.
+the held-out real images and ``equivariance_error`` the mean relative error under
+rotations (:mod:`deqbench.equivariance`). A method that failed, whose folder is
+invalid, or that does not support a loss still gets its row, with the reason.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from deqbench.losses import LOSSES
 
 TABLE_COLUMNS = {
     "name": "method", "family": "family", "psnr": "PSNR (dB)", "ssim": "SSIM",
-    "ood_psnr": "OOD PSNR", "test_ms": "test ms/img", "train_min": "train min", "tune_min": "tune min",
+    "ood_psnr": "OOD PSNR", "equivariance_error": "equiv. error", "test_ms": "test ms/img",
+    "train_min": "train min", "tune_min": "tune min",
     "train_peak_mb": "train MB", "test_peak_mb": "test MB", "status": "status",
 }
 
@@ -52,6 +54,7 @@ def run_row(run: dict, images: pd.DataFrame) -> dict:
         "status": run["status"], "reason": run.get("reason", ""),
         "psnr": psnr, "psnr_ci95": psnr_ci, "ssim": ssim, "ssim_ci95": ssim_ci,
         "ood_psnr": float(ood["psnr"].mean()) if len(ood) else float("nan"),
+        "equivariance_error": float(test["equivariance_error"].mean()) if "equivariance_error" in test else float("nan"),
         "n_test": len(test),
         "test_ms": float(test["seconds"].median() * 1e3) if len(test) else float("nan"),
         "test_peak_mb": run.get("evaluation", {}).get("test_peak_memory_mb", float("nan")),

@@ -19,6 +19,7 @@ from deqbench.denoisers import train_denoiser
 from deqbench.io import load_torch, read_json, save_torch, write_bytes_atomic, write_json
 from deqbench.measure import provenance, resolve_device
 from deqbench.methods import MethodError, build_model, load_method
+from deqbench.samples import sample_reconstructions
 from deqbench.training import train
 
 IMAGE_COLUMNS = ["split", "image", "psnr", "ssim", "seconds"]
@@ -126,16 +127,17 @@ def tune_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str, lo
 
 def evaluate_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str, loss: str,
                  settings: dict, seed: int, device_name: str, warmup: int, model_file: str | None,
-                 record_file: str | None, out_images: str, out_run: str,
+                 record_file: str | None, out_images: str, out_run: str, out_recons: str,
                  tuning_file: str | None = None) -> None:
     """Score one run on the test and ood splits, with its hyperparameters chosen on
-    validation if it has any; a failed or failing method gets its reason."""
+    validation if it has any, and keep its first test reconstructions (empty when it
+    failed); a failed or failing method gets its reason."""
     device = resolve_device(device_name)
     method = load_method(method_dir)
     run = {**run_identity(task_name, task_cfg, method_dir, loss, settings, seed),
            "name": method.spec["name"], "family": method.spec["family"], "status": "ok",
            "provenance": provenance(device)}
-    rows = []
+    rows, recons = [], {}
     for stage, path in (("train", record_file), ("tuning", tuning_file)):
         if path and run["status"] == "ok":
             run[stage] = read_json(path)
@@ -148,13 +150,15 @@ def evaluate_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str
             model = build_model(method, task, device, run.get("tuning", {}).get("chosen"))
             if model_file:
                 model.load_state_dict(load_torch(model_file, map_location=device))
-            rows, run["evaluation"] = evaluation.evaluate(model, task, device, warmup)
+            rows, run["evaluation"] = evaluation.evaluate(model, task, device, warmup, seed)
+            recons = sample_reconstructions(model, task, device)
         except Exception as err:  # the method's forward pass is plug-in code
             run.update(status="failed", reason=f"evaluation: {type(err).__name__}: {err}")
             print(traceback.format_exc())
-            rows = []
+            rows, recons = [], {}
     frame = pd.DataFrame(rows, columns=None if rows else IMAGE_COLUMNS)
     write_bytes_atomic(frame.to_csv(index=False).encode(), out_images)
+    save_torch(recons, out_recons)
     write_json(run, out_run)
 
 

@@ -62,6 +62,7 @@ rule evaluate:
     output:
         images=f"{RUN_DIR}/images.csv",
         run=f"{RUN_DIR}/run.json",
+        recons=f"{RUN_DIR}/recons.pt",
     params:
         run=run_settings,
         warmup=config["evaluation"]["warmup"],

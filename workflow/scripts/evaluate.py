@@ -9,4 +9,5 @@ torch.set_num_threads(snakemake.threads)
 evaluate_run(task_file=snakemake.input.task, model_file=snakemake.input.get("model"),
              record_file=snakemake.input.get("record"), tuning_file=snakemake.input.get("tuning"),
              warmup=snakemake.params.warmup,
-             out_images=snakemake.output.images, out_run=snakemake.output.run, **snakemake.params.run)
+             out_images=snakemake.output.images, out_run=snakemake.output.run,
+             out_recons=snakemake.output.recons, **snakemake.params.run)
