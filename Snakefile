@@ -15,9 +15,11 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/runs.smk"
 include: "workflow/rules/leaderboard.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     input:
         "results/leaderboard.md",
+        "results/report/index.html",
     default_target: True

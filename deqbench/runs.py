@@ -13,10 +13,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from deqbench import datasets, evaluation, leaderboard, tasks, tuning
+from deqbench import datasets, evaluation, figures, leaderboard, report, tasks, tuning
 from deqbench.config import config_hash, file_sha256
 from deqbench.denoisers import train_denoiser
 from deqbench.io import load_torch, read_json, save_torch, write_bytes_atomic, write_json
+from deqbench.losses import LOSSES
 from deqbench.measure import provenance, resolve_device
 from deqbench.methods import MethodError, build_model, load_method
 from deqbench.samples import sample_reconstructions
@@ -168,3 +169,32 @@ def build_leaderboard(run_files: list[str], task_names: list[str], method_dirs: 
     table = leaderboard.build(run_files, task_names, methods, invalid)
     write_bytes_atomic(table.to_csv(index=False).encode(), out_csv)
     write_bytes_atomic(leaderboard.markdown(table).encode(), out_md)
+
+
+def build_report(leaderboard_csv: str, run_files: list[str], seed: int, figures_dir: str,
+                 out_html: str, out_comparisons: str) -> None:
+    """The report page, its figures and the paired comparisons, from the leaderboard and
+    each run's per-image results and sample reconstructions (only ``ok`` rows are drawn)."""
+    table = report.with_all_columns(pd.read_csv(leaderboard_csv))
+    frames, samples = [pd.DataFrame(columns=["task", "method", "loss", *IMAGE_COLUMNS])], {}
+    for path in run_files:
+        run = read_json(path)
+        key = (run["task"], run["method"], run["loss"])
+        frames.append(pd.read_csv(Path(path).with_name("images.csv")).assign(
+            task=key[0], method=key[1], loss=key[2]))
+        samples[key] = load_torch(Path(path).with_name("recons.pt"))
+    images = pd.concat(frames, ignore_index=True)
+    stems = {name: Path(figures_dir) / name for name in report.SUMMARY_FIGURES}
+    pngs = {
+        "quality": figures.quality_figure(table, stems["quality"])[0],
+        "cost": figures.cost_figure(table, stems["cost"])[0],
+        "equivariance": figures.equivariance_figure(table, stems["equivariance"])[0],
+        "convergence": figures.convergence_figure(table, samples, stems["convergence"])[0],
+    }
+    for task in sorted(table["task"].dropna().unique()):
+        for loss in LOSSES:
+            name = f"reconstructions_{task}_{loss}"
+            pngs[name] = figures.reconstruction_figure(table, samples, task, loss, Path(figures_dir) / name)[0]
+    page, comparisons = report.render(table, images, pngs, seed)
+    write_bytes_atomic(comparisons.to_csv(index=False).encode(), out_comparisons)
+    write_bytes_atomic(page.encode(), out_html)

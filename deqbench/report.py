@@ -1,0 +1,299 @@
+"""The report page: one self-contained HTML file (inline CSS and JavaScript, figures as
+base64 PNG) that opens from disk without a network.
+
+Per task and loss it shows the sortable leaderboard (reference rows, which train
+nothing, appear under every loss), the paired comparisons of its rows
+(:mod:`deqbench.statistics`) and the reconstructions of fixed test images; then the
+summary figures and the provenance of the results. Every row of the leaderboard is
+shown: a run that failed, is stale, invalid or not applicable keeps its row with the
+reason, and a metric a run did not record is marked as missing.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from deqbench.leaderboard import STATUS_ORDER
+from deqbench.losses import LOSSES
+from deqbench.statistics import compare_entries, ranks
+
+SUMMARY_FIGURES = {
+    "quality": "PSNR and SSIM, mean over test images with 95% confidence intervals. A red x marks a "
+               "run that failed, is stale, or did not record the metric.",
+    "cost": "Quality against cost. The dashed line is the Pareto front: no other run is both "
+            "cheaper and better. Times and memory compare only within one machine.",
+    "equivariance": "Equivariance error under fixed rotations (the same for every run): "
+                    "||f(A T_g x) - T_g f(A x)|| / ||T_g f(A x)|| over the inscribed disc, noiseless "
+                    "measurements, mean over test images. Interpolation keeps even an equivariant map above zero; "
+                    "the reference rows show that floor.",
+    "convergence": "Relative residual of each iteration on the saved test images (median, band from "
+                   "min to max): solid lines are DEQ forward solves, dotted lines unrolled iterations.",
+}
+RECONSTRUCTION_CAPTION = ("Fixed test images: ground truth, input (FBP / zero-filled) and every run, "
+                          "best PSNR first, with the absolute error below on the scale of the input's error.")
+COLUMNS = ["task", "loss", "method", "name", "family", "status", "reason", "psnr", "psnr_ci95", "ssim",
+           "ssim_ci95", "ood_psnr", "equivariance_error", "test_ms", "train_min", "tune_min",
+           "train_peak_mb", "test_peak_mb"]
+MISSING = '<td class="gap" title="not recorded for this run" data-sort="">n/a</td>'
+NOT_APPLICABLE = '<td class="na" title="does not apply to this run" data-sort="">&ndash;</td>'
+EMPTY = '<td data-sort=""></td>'
+
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1600px;padding:1em 2em;color:#222}
+h1{margin-bottom:.2em}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2em}
+nav a{margin-right:1em}.note{background:#fff8e1;border-left:4px solid #f5b400;padding:.5em 1em}
+table{border-collapse:collapse;font-size:13px;margin:.5em 0}
+th,td{border:1px solid #ddd;padding:3px 6px;text-align:right;white-space:nowrap}
+th{white-space:normal;vertical-align:bottom;background:#f3f3f3;cursor:pointer;user-select:none}
+td.text,th.text{text-align:left}td.status{white-space:normal;text-align:left;min-width:22em;font-size:12px}
+th.sorted-asc::after{content:" \\25B2"}th.sorted-desc::after{content:" \\25BC"}
+td.gap{color:#b00;font-style:italic;text-align:center}
+tr.failed,tr.stale,tr.invalid{background:#fdecea}tr.not-applicable{color:#888}
+.badge{border-radius:3px;padding:0 4px;font-size:12px;color:#fff}
+.badge.ok{background:#2e7d32}.badge.failed{background:#c62828}.badge.stale{background:#ef6c00}
+.badge.invalid{background:#6a1b9a}.badge.not-applicable{background:#9e9e9e}
+td.na{color:#999;text-align:center}.scroll{overflow-x:auto}
+td.win{background:#c8e6c9}td.lose{background:#ffcdd2}td.tie{color:#777}
+figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:13px;color:#444}
+dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weight:600}
+"""
+
+SORT_SCRIPT = """
+document.querySelectorAll("table.sortable th").forEach(function (th, column) {
+  th.addEventListener("click", function () {
+    var body = th.closest("table").tBodies[0], ascending = !th.classList.contains("sorted-asc");
+    th.parentNode.querySelectorAll("th").forEach(function (h) { h.classList.remove("sorted-asc", "sorted-desc"); });
+    th.classList.add(ascending ? "sorted-asc" : "sorted-desc");
+    var key = function (row) { var v = row.cells[column].dataset.sort; return v === "" ? null : (isNaN(v) ? v : +v); };
+    Array.from(body.rows).sort(function (a, b) {
+      var x = key(a), y = key(b);
+      if (x === null || y === null) { return (x === null) - (y === null); }  /* missing values last */
+      return (x < y ? -1 : x > y ? 1 : 0) * (ascending ? 1 : -1);
+    }).forEach(function (row) { body.appendChild(row); });
+  });
+});
+"""
+
+
+def with_all_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """The leaderboard with every column the report reads (NaN where no run recorded it)."""
+    return table.reindex(columns=list(dict.fromkeys([*table.columns, *COLUMNS])))
+
+
+def esc(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def present(value: object) -> bool:
+    return value is not None and not (isinstance(value, float) and np.isnan(value)) and value != ""
+
+
+def entry_id(row: pd.Series) -> str:
+    """Identifies a row within its task: method folder and loss."""
+    return f"{row['method']}/{row['loss']}"
+
+
+def section_rows(table: pd.DataFrame, task: str, loss: str) -> pd.DataFrame:
+    """The rows of one leaderboard section (this loss, plus those trained under none),
+    rows with results first, best PSNR first."""
+    rows = table[(table["task"] == task) & table["loss"].fillna("").isin([loss, "none", ""])]
+    order = rows["status"].map(STATUS_ORDER).fillna(len(STATUS_ORDER))
+    return rows.assign(_order=order).sort_values(["_order", "psnr"], ascending=[True, False]).drop(columns="_order")
+
+
+def section_comparisons(rows: pd.DataFrame, images: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Paired comparisons between the ok rows of one section on their test images."""
+    ok = rows.loc[rows["status"] == "ok", ["task", "method", "loss"]]
+    test = images[images["split"] == "test"].merge(ok, on=["task", "method", "loss"])
+    scores = test.assign(entry=test["method"] + "/" + test["loss"])[["entry", "image", "psnr"]]
+    return compare_entries(scores, seed)
+
+
+def expected(column: str, row: pd.Series) -> bool:
+    """Whether a run with results should have recorded ``column``: training columns for
+    trained runs, fixed-point columns for DEQs, tuning time never (few methods tune)."""
+    if column in ("train_min", "train_peak_mb"):
+        return row["loss"] != "none"
+    if column.startswith("fp_"):
+        return row["family"] == "deq"
+    return column != "tune_min"
+
+
+def number_cell(value: object, digits: int, half: object = None) -> str:
+    text = f"{value:.{digits}f}" + (f" ± {half:.{digits}f}" if present(half) else "")
+    return f'<td data-sort="{value}">{text}</td>'
+
+
+def iteration_cell(row: pd.Series, column: str) -> str:
+    """Mean fixed-point iterations, with the share of solves stopped at their cap."""
+    capped = row.get(column.replace("_iterations", "_capped"))
+    suffix = f" ({capped:.0%} capped)" if present(capped) and capped > 0 else ""
+    return f'<td data-sort="{row[column]}">{row[column]:.1f}{suffix}</td>'
+
+
+def text_cell(value: object, content: str | None = None) -> str:
+    """A left-aligned cell sorted by ``value``, showing ``content`` (default: the value)."""
+    shown = esc(value) if present(value) else ""
+    return f'<td class="text" data-sort="{shown}">{shown if content is None else content}</td>'
+
+
+def status_cell(row: pd.Series) -> str:
+    """The status badge, followed by the reason when there is one."""
+    status, reason = row["status"], row.get("reason")
+    badge = f'<span class="badge {esc(status.replace(" ", "-"))}">{esc(status)}</span>'
+    return f'<td class="status" data-sort="{esc(status)}">{badge} {esc(reason) if present(reason) else ""}</td>'
+
+
+def metric_cell(row: pd.Series, column: str, digits: int, half: str | None) -> str:
+    """A metric of a run with results; empty for other rows, whose status says why."""
+    if row["status"] != "ok":
+        return EMPTY
+    if not present(row.get(column)):
+        return MISSING if expected(column, row) else NOT_APPLICABLE
+    if column.startswith("fp_"):
+        return iteration_cell(row, column)
+    return number_cell(row[column], digits, row.get(half) if half else None)
+
+
+def leaderboard_table(rows: pd.DataFrame, rank: dict[str, int]) -> str:
+    """One sortable table; metric cells of rows that are not ok are left empty."""
+    iteration_columns = sorted(c for c in rows.columns if c.startswith("fp_") and c.endswith("_iterations")
+                               and rows[c].notna().any())
+    metrics = [("psnr", "PSNR (dB)", 2, "psnr_ci95"), ("ssim", "SSIM", 3, "ssim_ci95"),
+               ("ood_psnr", "OOD PSNR (dB)", 2, None), ("equivariance_error", "equiv. error", 3, None),
+               ("test_ms", "test ms/img", 1, None), ("train_min", "train min", 2, None),
+               ("tune_min", "tune min", 2, None), ("train_peak_mb", "train peak MB", 1, None),
+               ("test_peak_mb", "test peak MB", 1, None)]
+    metrics += [(c, c.removeprefix("fp_").replace("_", " "), 1, None) for c in iteration_columns]
+    headers = ["rank", "method", "loss", "family"] + [label for _, label, _, _ in metrics] + ["status"]
+    head = "".join(f'<th class="{"text" if h in ("method", "loss", "family", "status") else ""}">'
+                   f"{esc(h)}</th>" for h in headers)
+    body = []
+    for _, row in rows.iterrows():
+        place = rank.get(entry_id(row))
+        cells = [f'<td data-sort="{place}">{place}</td>' if place else EMPTY,
+                 text_cell(row["name"], f'<a href="../../methods/{esc(row["method"])}/">{esc(row["name"])}</a>'),
+                 text_cell(row["loss"]), text_cell(row["family"])]
+        cells += [metric_cell(row, column, digits, half) for column, _, digits, half in metrics]
+        body.append(f'<tr class="{esc(row["status"].replace(" ", "-"))}">{"".join(cells)}{status_cell(row)}</tr>')
+    return (f'<div class="scroll"><table class="sortable"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>')
+
+
+def comparison_matrix(rows: pd.DataFrame, comparisons: pd.DataFrame) -> str:
+    """Mean PSNR difference row minus column; green where the row beats the column,
+    red where the column beats the row, grey where the data cannot tell."""
+    ok = rows[(rows["status"] == "ok") & rows["psnr"].notna()].sort_values("psnr", ascending=False)
+    if len(ok) < 2 or comparisons.empty:
+        return "<p>Fewer than two runs with results: nothing to compare.</p>"
+    labels = {entry_id(r): f'{r["name"]} ({r["loss"]})' for _, r in ok.iterrows()}
+    lookup = comparisons.set_index(["entry_a", "entry_b"])
+    head = "".join(f'<th class="text">{esc(label)}</th>' for label in labels.values())
+    body = []
+    for a, label in labels.items():
+        cells = []
+        for b in labels:
+            if a == b:
+                cells.append('<td class="tie">&middot;</td>')
+                continue
+            if (a, b) not in lookup.index:
+                cells.append(MISSING)
+                continue
+            c = lookup.loc[(a, b)]
+            kind = "win" if c["a_beats_b"] else "lose" if c["high"] < 0 else "tie"
+            title = (f"{labels[a]} minus {labels[b]}: {c['mean']:+.2f} dB, 95% bootstrap interval "
+                     f"[{c['low']:+.2f}, {c['high']:+.2f}] over {c['n']} paired test images")
+            cells.append(f'<td class="{kind}" title="{esc(title)}">{c["mean"]:+.2f}</td>')
+        body.append(f'<tr><th class="text">{esc(label)}</th>{"".join(cells)}</tr>')
+    return f'<table class="matrix"><thead><tr><th></th>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def winners(rows: pd.DataFrame, rank: dict[str, int]) -> str:
+    best = [f'{r["name"]} ({r["loss"]})' for _, r in rows.iterrows() if rank.get(entry_id(r)) == 1]
+    if len(rank) < 2:
+        return ""
+    claim = "beats every other run" if len(best) == 1 else "are not separated from each other and none is beaten"
+    return f"<p><strong>{esc(', '.join(best))}</strong> {claim} (paired bootstrap of PSNR, 95%).</p>"
+
+
+def image_tag(png: str | Path, alt: str) -> str:
+    data = base64.b64encode(Path(png).read_bytes()).decode()
+    return f'<img alt="{esc(alt)}" src="data:image/png;base64,{data}">'
+
+
+def figure_block(png: str | Path, caption: str) -> str:
+    svg = Path(png).with_suffix(".svg").name
+    return (f"<figure>{image_tag(png, caption)}<figcaption>{esc(caption)} "
+            f'(<a href="figures/{esc(svg)}">vector version</a>)</figcaption></figure>')
+
+
+def distinct(table: pd.DataFrame, column: str) -> list[str]:
+    """The distinct values of ``column`` over the runs that have results, as text."""
+    values = table.loc[table["status"] == "ok"].get(column, pd.Series()).dropna()
+    return sorted({f"{v:g}" if isinstance(v, float) else str(v) for v in values})
+
+
+def provenance(table: pd.DataFrame) -> str:
+    """Each provenance column's values over the runs that have results."""
+    columns = ["git_commit", "device", "threads", "hostname", "python"] + sorted(
+        c for c in table.columns if c.startswith("version_"))
+    items = []
+    for column in columns:
+        values = distinct(table, column)
+        shown = ", ".join(values) if values else "not recorded"
+        warn = " (results come from more than one)" if len(values) > 1 else ""
+        items.append(f"<dt>{esc(column.removeprefix('version_'))}</dt><dd>{esc(shown)}{warn}</dd>")
+    return f"<dl>{''.join(items)}</dl>"
+
+
+def render(table: pd.DataFrame, images: pd.DataFrame, figures: dict[str, Path], seed: int) -> tuple[str, pd.DataFrame]:
+    """The page, and every section's paired comparisons as one table.
+
+    ``images``: per-image results (``task``, ``method``, ``loss``, ``split``, ``image``,
+    ``psnr``); ``figures``: PNG path by name (``quality``, ``cost``, ``equivariance``,
+    ``convergence`` and ``reconstructions_<task>_<loss>``).
+    """
+    tasks = sorted(table["task"].dropna().unique())
+    sections, nav, all_comparisons = [], [], []
+    for task in tasks:
+        for loss in LOSSES:
+            rows = section_rows(table, task, loss)
+            comparisons = section_comparisons(rows, images, seed)
+            all_comparisons.append(comparisons.assign(task=task, loss=loss))
+            rank = ranks(comparisons, [entry_id(r) for _, r in rows.iterrows()
+                                       if r["status"] == "ok" and present(r["psnr"])])
+            anchor = f"{task}-{loss}"
+            nav.append(f'<a href="#{esc(anchor)}">{esc(task)}, {esc(loss)}</a>')
+            recon = figures.get(f"reconstructions_{task}_{loss}")
+            sections.append(
+                f'<h2 id="{esc(anchor)}">{esc(task)}, loss <code>{esc(loss)}</code></h2>'
+                f"{winners(rows, rank)}{leaderboard_table(rows, rank)}"
+                "<h3>Paired comparisons (PSNR difference, row minus column, dB)</h3>"
+                f"{comparison_matrix(rows, comparisons)}"
+                + (f"<h3>Reconstructions</h3>{figure_block(recon, RECONSTRUCTION_CAPTION)}" if recon else ""))
+    summary = "".join(f'<h3>{esc(name.capitalize())}</h3>{figure_block(figures[name], caption)}'
+                      for name, caption in SUMMARY_FIGURES.items() if name in figures)
+    devices = ", ".join(distinct(table, "device"))
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>deqbench report</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head>
+<body>
+<h1>deqbench report</h1>
+<nav>{''.join(nav)}<a href="#figures">figures</a><a href="#provenance">provenance</a></nav>
+<p class="note">Quality is the mean over test images &plusmn; the 95% Student-t half-width; OOD PSNR is
+on held-out real images. Rank is one plus the number of runs that beat this one: "A beats B" only when
+the 95% paired bootstrap interval of their PSNR difference on the same test images excludes zero
+(seed {seed}; each pair is a separate claim, and with few test images the interval is optimistic). <strong>Times and memory compare only within one machine</strong>
+(here: {esc(devices) or "not recorded"}). Click a column header to sort.</p>
+{''.join(sections)}
+<h2 id="figures">Figures</h2>{summary}
+<h2 id="provenance">Provenance</h2>{provenance(table)}
+<script>{SORT_SCRIPT}</script>
+</body></html>
+"""
+    return page, pd.concat(all_comparisons, ignore_index=True) if all_comparisons else pd.DataFrame()

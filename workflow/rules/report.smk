@@ -1,0 +1,32 @@
+# The report page (results/report/index.html), its figures and paired comparisons.
+from deqbench.losses import LOSSES
+from deqbench.report import SUMMARY_FIGURES
+
+REPORT_FIGURES = {name: name for name in SUMMARY_FIGURES} | {
+    f"reconstructions_{task}_{loss}": "reconstructions" for task in config["tasks"] for loss in LOSSES
+}
+
+
+rule report:
+    input:
+        leaderboard="results/leaderboard.csv",
+        runs=[f"{RUN_DIR}/run.json".format(task=t, method=m, loss=l) for t, m, l in RUNS],
+        images=[f"{RUN_DIR}/images.csv".format(task=t, method=m, loss=l) for t, m, l in RUNS],
+        recons=[f"{RUN_DIR}/recons.pt".format(task=t, method=m, loss=l) for t, m, l in RUNS],
+    output:
+        html=report("results/report/index.html", caption="../report/index.rst", category="Report"),
+        comparisons=report("results/report/comparisons.csv", caption="../report/comparisons.rst",
+                           category="Report"),
+        figures=[
+            report(f"results/report/figures/{name}.png", caption=f"../report/{caption}.rst", category="Figures")
+            for name, caption in REPORT_FIGURES.items()
+        ],
+        vectors=[f"results/report/figures/{name}.svg" for name in REPORT_FIGURES],
+    params:
+        seed=config["seed"],
+    log:
+        "results/logs/report.log",
+    benchmark:
+        "results/benchmarks/report.tsv"
+    script:
+        "../scripts/report.py"
