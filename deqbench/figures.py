@@ -268,3 +268,37 @@ def reconstruction_figure(table: pd.DataFrame, samples: dict[tuple, dict], task:
         figure.suptitle(f"{task}, loss {loss}", fontsize=9)
         figure.tight_layout()
         return save(figure, stem, dpi=SAMPLE_DPI)
+
+
+def scaling_figure(points: pd.DataFrame, title: str, axis_label: str, stem: str | Path) -> tuple[Path, Path]:
+    """Median training step time and peak training memory against the swept value, one
+    line per method, DEQ points labelled with their forward iterations (of the last
+    step); failed points are listed under the panels."""
+    with style():
+        figure, axes = plt.subplots(1, 2, figsize=(9, 3.6), squeeze=False)
+        ok = points[points["status"] == "ok"]
+        for column, (metric, label) in enumerate((("step_time_median_s", "median training step (s)"),
+                                                  ("train_peak_memory_mb", "peak training memory (MB)"))):
+            axis = axes[0, column]
+            for method, runs in ok.groupby("method"):
+                runs = runs.sort_values("value")
+                axis.plot(runs["value"], runs[metric], "o-", label=method)
+                if "fp_forward_iterations" in runs:
+                    for run in runs[runs["fp_forward_iterations"].notna()].itertuples():
+                        axis.annotate(f"{run.fp_forward_iterations:.0f} it", (run.value, getattr(run, metric)),
+                                      textcoords="offset points", xytext=(3, 3), fontsize=6, color="0.4")
+            axis.set_xticks(sorted(points["value"].unique()))
+            axis.set_xlabel(axis_label)
+            axis.set_ylabel(label)
+            if len(ok):
+                axis.legend(fontsize=8)
+            else:
+                note(axis, "no point measured")
+        failed = points[points["status"] != "ok"]
+        if len(failed):
+            figure.text(0.01, -0.02, "failed: " + "; ".join(f"{r.method} at {r.value}: {r.reason}"
+                                                           for r in failed.itertuples()),
+                        fontsize=7, color="red", va="top", wrap=True)
+        figure.suptitle(title, fontsize=10)
+        figure.tight_layout()
+        return save(figure, stem)

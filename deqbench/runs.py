@@ -7,13 +7,14 @@ goes on; infrastructure errors (missing data, bad config) raise.
 
 from __future__ import annotations
 
+import tempfile
 import traceback
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from deqbench import datasets, evaluation, figures, leaderboard, report, tasks, tuning
+from deqbench import datasets, evaluation, figures, leaderboard, report, scaling, tasks, tuning
 from deqbench.config import config_hash, file_sha256
 from deqbench.denoisers import train_denoiser
 from deqbench.io import load_torch, read_json, save_torch, write_bytes_atomic, write_json
@@ -198,3 +199,42 @@ def build_report(leaderboard_csv: str, run_files: list[str], seed: int, figures_
     page, comparisons = report.render(table, images, pngs, seed)
     write_bytes_atomic(comparisons.to_csv(index=False).encode(), out_comparisons)
     write_bytes_atomic(page.encode(), out_html)
+
+
+def measure_scaling_point(study_name: str, study: dict, method_dir: str, value: int, task_cfg: dict,
+                          data_file: str, training_settings: dict, scaling_settings: dict, seed: int,
+                          device_name: str, out_record: str) -> None:
+    """Train one method for a few steps at one point of a scaling study and record the
+    median step time and peak memory; a failure of the method's code is recorded."""
+    device = resolve_device(device_name)
+    method = load_method(method_dir)
+    point_task, hyperparameters = scaling.point_settings(study, method.name, value, task_cfg,
+                                                         method.spec.get("hyperparameters", {}))
+    images = {"train": load_torch(data_file)["train"][:scaling_settings["batch_size"]]}
+    task = tasks.load_task(study["task"], point_task, tasks.simulate(point_task, images, seed),
+                           noise_seed=seed, device=device)
+    settings = {**training_settings, "steps": scaling_settings["steps"],
+                "batch_size": scaling_settings["batch_size"], "checkpoint_every": scaling_settings["steps"]}
+    record = {"study": study_name, "method": method.name, "value": value, "status": "ok",
+              "task_config": point_task, "hyperparameters": hyperparameters, "provenance": provenance(device)}
+    try:
+        model = build_model(method, task, device, {**tuning.combinations(method.tuning)[0], **hyperparameters})
+        with tempfile.TemporaryDirectory() as scratch:
+            trained = train(model, task, scaling_settings["loss"], settings, seed, device,
+                            Path(scratch) / "checkpoint.pt")
+        record.update({key: trained[key] for key in ("step_time_median_s", "train_peak_memory_mb",
+                                                     "memory_kind", "steps", "batch_size", "parameters")})
+        record.update({f"fp_{k}": v for k, v in (getattr(model, "stats", None) or {}).items()})
+    except MethodError as err:
+        record.update(status="failed", reason=str(err))
+        print(traceback.format_exc())
+    write_json(record, out_record)
+
+
+def summarise_scaling(point_files: list[str], studies: dict[str, dict], out_csv: str, figures_dir: str) -> None:
+    """Gather the points of every study into one table and one figure per study."""
+    table = scaling.summarise([read_json(path) for path in point_files])
+    write_bytes_atomic(table.to_csv(index=False).encode(), out_csv)
+    for name, study in studies.items():
+        figures.scaling_figure(table[table["study"] == name], study.get("title", name), study["axis"],
+                               Path(figures_dir) / name)

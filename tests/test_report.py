@@ -157,3 +157,15 @@ def test_smoke_report_page_and_snakemake_report(smoke_run):
     assert table.loc[table["status"] == "ok", "equivariance_error"].notna().all()
     snakemake(smoke_run, "--profile", "profiles/smoke", "--report", "report.html")
     assert (smoke_run / "report.html").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_smoke_scaling_target_measures_every_point(smoke_run):
+    snakemake(smoke_run, "--profile", "profiles/smoke", "scaling")
+    points = pd.read_csv(smoke_run / "results" / "scaling" / "scaling.csv")
+    assert len(points) == 8 and (points["status"] == "ok").all()
+    assert (points["step_time_median_s"] > 0).all() and np.isfinite(points["train_peak_memory_mb"]).all()
+    deq = points[(points["study"] == "iterations") & (points["method"] == "deq-id")]
+    assert (deq["fp_forward_iterations"] == deq["value"]).all()  # tol 0: exactly the swept iterations
+    for study in ("measurements", "iterations"):
+        assert (smoke_run / "results" / "scaling" / f"{study}.svg").exists()

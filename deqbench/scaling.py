@@ -1,0 +1,81 @@
+"""Scaling studies: the cost of a training step as one quantity grows.
+
+A study (config ``scaling.studies.<name>``) sweeps integer ``values`` for a few methods
+on one task. Each method says where the value goes as dotted paths (``sweep``):
+``task.<key>`` (``task.angles``: the number of CT views) or
+``hyperparameters.<key>[.<key>...]`` (``hyperparameters.iterations`` of the unrolled
+method, ``hyperparameters.forward.max_iter`` of a DEQ), and optionally ``fixed`` values
+set the same way (``hyperparameters.forward.tol: 0``, so that a DEQ runs exactly
+``max_iter`` iterations). Every path must name an existing key, so a misspelt one stops
+the workflow with its name.
+
+Each point is its own job and process: ``scaling.steps`` training steps of batch
+``scaling.batch_size`` on freshly simulated training images, measured by
+:func:`deqbench.training.train` (median step time, peak memory of the steps).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pandas as pd
+
+from deqbench.config import ConfigError
+
+RECORD_COLUMNS = ["study", "method", "value", "status", "reason", "step_time_median_s",
+                  "train_peak_memory_mb", "memory_kind"]
+
+
+def set_path(settings: dict, path: str, value: object) -> None:
+    """Set ``settings[a][b]...`` for the dotted ``path`` ``a.b...``, in place; every key must exist."""
+    *parents, leaf = path.split(".")
+    node = settings
+    for key in parents:
+        node = node.get(key) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            break
+    if not isinstance(node, dict) or leaf not in node:
+        raise ConfigError(f"'{path}' names no existing setting")
+    node[leaf] = value
+
+
+def point_settings(study: dict, method: str, value: int, task_cfg: dict,
+                   hyperparameters: dict) -> tuple[dict, dict]:
+    """The task config and method hyperparameters of one point of ``study``."""
+    target = {"task": copy.deepcopy(task_cfg), "hyperparameters": copy.deepcopy(hyperparameters)}
+    spec = study["methods"][method]
+    for path, setting in {**spec.get("fixed", {}), **dict.fromkeys(spec["sweep"], value)}.items():
+        try:
+            set_path(target, path, setting)
+        except ConfigError as err:
+            raise ConfigError(f"config scaling: method '{method}': {err}") from None
+    return target["task"], target["hyperparameters"]
+
+
+def study_points(studies: dict, hyperparameters: dict[str, dict], tasks: dict) -> tuple[list[tuple], list[str]]:
+    """Every ``(study, method, value)`` whose method is available, checked against its
+    settings, and a message for each method left out because it is not.
+
+    ``hyperparameters`` maps each available method folder to its hyperparameters.
+    """
+    points, left_out = [], []
+    for name, study in studies.items():
+        if study["task"] not in tasks:
+            raise ConfigError(f"config scaling.studies.{name}.task: no task '{study['task']}' in config 'tasks'")
+        for method in study["methods"]:
+            if method not in hyperparameters:
+                left_out.append(f"scaling study '{name}': method '{method}' is not among this run's methods "
+                                "(methods/ or config 'methods'); it is left out")
+                continue
+            for value in study["values"]:
+                point_settings(study, method, value, tasks[study["task"]], hyperparameters[method])
+                points.append((name, method, value))
+    return points, left_out
+
+
+def summarise(records: list[dict]) -> pd.DataFrame:
+    """One row per measured point, solver statistics (``fp_*``) included."""
+    table = pd.DataFrame(records)
+    extra = sorted(c for c in table.columns if c.startswith("fp_"))
+    return table.reindex(columns=RECORD_COLUMNS + extra).sort_values(["study", "method", "value"],
+                                                                     ignore_index=True)
