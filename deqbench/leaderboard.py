@@ -23,7 +23,9 @@ TABLE_COLUMNS = {
     "name": "method", "family": "family", "psnr": "PSNR (dB)", "ssim": "SSIM",
     "ood_psnr": "OOD PSNR", "equivariance_error": "equiv. error", "test_ms": "test ms/img",
     "train_min": "train min", "tune_min": "tune min",
-    "train_peak_mb": "train MB", "test_peak_mb": "test MB", "status": "status",
+    "train_peak_mb": "train MB", "test_peak_mb": "test MB",
+    "fp_forward_iterations": "fwd its", "train_fp_backward_iterations": "bwd its (train)",
+    "fixed_point_warning": "cap hits (train)", "status": "status",
 }
 
 
@@ -69,6 +71,8 @@ def run_row(run: dict, images: pd.DataFrame) -> dict:
     for column in test.columns:
         if column.startswith("fp_"):
             row[column] = float(test[column].mean())
+    row.update({f"train_{key}": value for key, value in train.items() if key.startswith("fp_")})
+    row["fixed_point_warning"] = train.get("fixed_point_warning", float("nan"))
     row.update({k: v for k, v in run.get("provenance", {}).items() if k != "versions"})
     row.update({f"version_{k}": v for k, v in run.get("provenance", {}).get("versions", {}).items()})
     return row
