@@ -154,19 +154,34 @@ def angle_groups(physics: Tomography, count: int) -> list[Tomography]:
     return groups
 
 
+def centre_columns(sampled: torch.Tensor) -> torch.Tensor:
+    """Indices of the contiguous run of sampled k-space columns around the centre."""
+    centre = len(sampled) // 2
+    left = right = centre
+    while left > 0 and sampled[left - 1]:
+        left -= 1
+    while right + 1 < len(sampled) and sampled[right + 1]:
+        right += 1
+    return torch.arange(left, right + 1) if sampled[centre] else torch.arange(0)
+
+
 class SubsampledGradient(torch.nn.Module):
     r"""Unbiased stochastic :math:`\nabla f` from a random subset of the measurements (ODER).
 
-    The measurement units (CT view angles; MRI sampled k-space columns, single coil)
-    are split in acquisition order into ``blocks`` contiguous blocks, and the units at
-    the same offset in every block form a group, so each group spans the whole angular
-    range (or k-space). Each call draws :math:`b` of the :math:`G` groups uniformly
-    without replacement, as in the public ODER code (90 angles, 5 blocks, 30 angles a
-    draw), and returns :math:`\frac{G}{b}\sum_{g \in S} A_g^H(A_g x - y_g)`; every group
-    is drawn with probability :math:`b/G`, so its expectation is :math:`A^H(Ax - y)`.
-    :math:`b = \max(1, \mathrm{round}(\texttt{fraction}\cdot G))`. For CT the cost of a
-    step falls with :math:`b/G`; for single-coil MRI the FFTs are full-size whatever the
-    subset, so only the variance changes.
+    The measurement units (CT view angles; single-coil MRI: the sampled k-space columns
+    outside the fully sampled centre) are split in acquisition order into ``blocks``
+    contiguous blocks, and the units at the same offset in every block form a group, so
+    each group spans the whole angular range (or k-space). Each call draws :math:`b` of
+    the :math:`G` groups uniformly without replacement, as in the public ODER code (90
+    angles, 5 blocks, 30 angles a draw), and returns
+
+    .. math::  A_C^H(A_C x - y_C) + \frac{G}{b}\sum_{g \in S} A_g^H(A_g x - y_g),
+
+    :math:`C` the units kept in every draw (the MRI centre columns, which carry most of
+    the energy; none for CT). Each group is drawn with probability :math:`b/G`, so the
+    expectation is :math:`A^H(Ax - y)`; :math:`b = \max(1, \mathrm{round}(\texttt{fraction}\cdot G))`.
+    For CT the cost of a step falls with :math:`b/G`; for single-coil MRI the FFTs are
+    full-size whatever the subset, so only the variance changes.
 
     Draws come from a generator seeded by ``seed`` and the number of model calls so
     far, a buffer saved with the weights, so runs and resumed runs repeat exactly.
@@ -177,39 +192,44 @@ class SubsampledGradient(torch.nn.Module):
         self.blocks, self.fraction, self.seed = blocks, fraction, seed
         self.register_buffer("calls", torch.zeros((), dtype=torch.long))
         self.generator = torch.Generator()
-        self._groups_of = (None, [])  # (physics, its groups); a tuple, so not a submodule
+        self._groups_of = (None, [], None)  # (physics, groups, kept); a tuple, so not a submodule
 
     def new_call(self) -> None:
         """Reseed for one call of the model (before its iterations)."""
         self.generator.manual_seed(self.seed * 1_000_003 + int(self.calls))
         self.calls += 1
 
-    def groups(self, physics: LinearPhysics) -> list:
-        """CT: one subset physics per group; MRI: one column mask per group."""
+    def groups(self, physics: LinearPhysics) -> tuple[list, torch.Tensor | None]:
+        """The groups (CT: one subset physics each; MRI: one column mask each) and the
+        mask of the MRI columns kept in every draw (``None`` for CT)."""
         if physics is not self._groups_of[0]:
             if isinstance(physics, Tomography):
-                groups = angle_groups(physics, math.ceil(len(physics.angles) / self.blocks))
+                groups, kept = angle_groups(physics, math.ceil(len(physics.angles) / self.blocks)), None
             else:
                 mask = physics.mask.reshape(-1, *physics.mask.shape[-2:])[0]
-                columns = torch.nonzero(mask.amin(dim=0) > 0).flatten()
+                sampled = mask.amin(dim=0) > 0
+                centre = centre_columns(sampled)
+                sampled[centre] = False
+                columns = torch.nonzero(sampled).flatten()
                 count = math.ceil(len(columns) / self.blocks)
                 groups = [torch.zeros_like(mask).index_fill_(1, columns[g::count], 1) for g in range(count)]
-            self._groups_of = (physics, groups)
-        return self._groups_of[1]
+                kept = torch.zeros_like(mask).index_fill_(1, centre, 1)
+            self._groups_of = (physics, groups, kept)
+        return self._groups_of[1:]
 
-    def group_gradient(self, x: torch.Tensor, y: torch.Tensor, physics: LinearPhysics,
-                       chosen: list[int]) -> torch.Tensor:
-        """:math:`\\sum_{g \\in \\text{chosen}} A_g^H(A_g x - y_g)`."""
-        groups = self.groups(physics)
+    def estimate(self, x: torch.Tensor, y: torch.Tensor, physics: LinearPhysics,
+                 chosen: list[int], scale: float) -> torch.Tensor:
+        """:math:`A_C^H(A_C x - y_C) + \\text{scale} \\sum_{g \\in \\text{chosen}} A_g^H(A_g x - y_g)`."""
+        groups, kept = self.groups(physics)
         if isinstance(physics, Tomography):  # group g holds angles g, g + G, g + 2G, ...
-            return sum(groups[g].A_adjoint(groups[g].A(x) - y[..., g::len(groups)]) for g in chosen)
-        return physics.A_adjoint(sum(groups[g] for g in chosen) * (physics.A(x) - y))
+            return scale * sum(groups[g].A_adjoint(groups[g].A(x) - y[..., g::len(groups)]) for g in chosen)
+        return physics.A_adjoint((kept + scale * sum(groups[g] for g in chosen)) * (physics.A(x) - y))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, physics: LinearPhysics) -> torch.Tensor:
-        count = len(self.groups(physics))
+        count = len(self.groups(physics)[0])
         drawn = max(1, round(self.fraction * count))
         chosen = torch.randperm(count, generator=self.generator)[:drawn].tolist()
-        return self.group_gradient(x, y, physics, chosen) * (count / drawn)
+        return self.estimate(x, y, physics, chosen, count / drawn)
 
 
 class REDStep(torch.nn.Module):

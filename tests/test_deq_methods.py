@@ -121,14 +121,14 @@ def test_oder_gradient_is_unbiased(kind):
         physics = tomography(angles=12)
         channels = 1
     else:
-        physics, channels = mri(columns=torch.tensor([0, 1, 2, 5, 7, 8, 11, 13, 15])), 2
+        physics, channels = mri(columns=torch.tensor([0, 1, 2, 5, 7, 8, 9, 11, 13, 15])), 2  # centre 7-9
     y = measurements(physics, channels)
     x = torch.rand(2, channels, SIZE, SIZE, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     oder = SubsampledGradient(blocks=3, fraction=0.5, seed=0)
     full = FullGradient()(x, y, physics)
-    groups = len(oder.groups(physics))
+    groups = len(oder.groups(physics)[0])
     assert groups > 2
-    assert relative_error(oder.group_gradient(x, y, physics, list(range(groups))), full) < 1e-10
+    assert relative_error(oder.estimate(x, y, physics, list(range(groups)), scale=1.0), full) < 1e-10
     oder.new_call()
     draws = torch.stack([oder(x, y, physics) for _ in range(1000)])
     standard_error = (draws.var(dim=0).sum() / len(draws)).sqrt() / full.norm()
