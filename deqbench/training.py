@@ -40,7 +40,8 @@ def check_output(x_net: torch.Tensor, expected: torch.Size) -> None:
 def solver_summary(per_step: list[dict[str, float]]) -> dict:
     """Mean over training steps of each fixed-point statistic a model exposes as
     ``model.stats`` (``fp_<key>``) and ``fixed_point_warning``, the number of steps
-    whose solve hit its iteration cap; empty for models without statistics."""
+    whose solve hit its iteration cap; empty for models without statistics. A loss that
+    calls the model twice (EI) reports the latest forward and backward solve of a step."""
     if not any(per_step):
         return {}
     keys = sorted({key for stats in per_step for key in stats})

@@ -5,8 +5,8 @@ import torch
 from deepinv.physics import MRI, Tomography
 
 from deqbench.check import tiny_task
-from deqbench.iterations import (ConvOperatorNorm, DeepEquilibrium, FullGradient, LipschitzDenoiser, REDStep,
-                                 SubsampledGradient, Unrolled, build_equilibrium)
+from deqbench.iterations import (INITIAL_RESIDUAL_SCALE, ConvOperatorNorm, DeepEquilibrium, FullGradient,
+                                 LipschitzDenoiser, REDStep, SubsampledGradient, Unrolled, build_equilibrium)
 from deqbench.solvers import SolverSettings
 from deqbench.tasks import Task, build_physics
 from deqbench.training import train
@@ -18,10 +18,13 @@ def relative_error(estimate, truth):
     return ((estimate - truth).norm() / truth.norm()).item()
 
 
-def small_step(lipschitz=0.5, step=0.5, regularization=1.0, gradient=None, channels=2):
+def small_step(lipschitz=0.5, step=0.5, channels=2):
+    """A float64 step in eval mode (fixed weight normalisation), regularization 1."""
     torch.manual_seed(0)
     denoiser = LipschitzDenoiser(channels, depth=3, width=8, lipschitz=lipschitz, shrinkage=0.0, image_size=SIZE)
-    return REDStep(denoiser, gradient or FullGradient(), step, regularization).double().eval()
+    with torch.no_grad():  # undo the small initial scale, so that N is far from zero
+        denoiser.dncnn.out_conv.parametrizations.weight.original.div_(INITIAL_RESIDUAL_SCALE)
+    return REDStep(denoiser, FullGradient(), step, regularization=1.0).double().eval()
 
 
 def mri(columns: torch.Tensor | None = None) -> MRI:
