@@ -29,7 +29,9 @@ TABLE_COLUMNS = {
 }
 
 
-STATUS_ORDER = {"ok": 0, "failed": 1, "not applicable": 2, "invalid": 3}
+SUMMARY_COLUMNS = ["task", "loss", "method", "name", "family", "status", "reason",
+                   "psnr", "psnr_ci95", "ssim", "ssim_ci95", "ood_psnr", "n_test"]
+STATUS_ORDER = {"ok": 0, "failed": 1, "stale": 2, "not applicable": 3, "invalid": 4}
 
 
 def mean_ci(values) -> tuple[float, float]:
@@ -90,11 +92,20 @@ def unsupported(spec: dict) -> str:
 
 
 def build(run_files: list[str | Path], tasks: list[str], methods: dict[str, dict],
-          invalid: dict[str, str]) -> pd.DataFrame:
-    """All leaderboard rows. ``methods`` maps folder to its ``method.yaml`` content."""
+          invalid: dict[str, str], fingerprints: dict[str, str]) -> pd.DataFrame:
+    """All leaderboard rows.
+
+    ``methods`` maps folder to its ``method.yaml`` content, ``fingerprints`` to the hash
+    of its current sources: a run made from other sources is shown as ``stale``, with no
+    metrics, rather than mixed in.
+    """
     rows = []
     for path in run_files:
         run = read_json(path)
+        if run.get("method_sha256") != fingerprints.get(run["method"]):
+            rows.append(placeholder(run["task"], run["loss"], run["method"], methods.get(run["method"], {}),
+                                    "stale", "computed from an older version of the method; rerun it"))
+            continue
         rows.append(run_row(run, pd.read_csv(Path(path).with_name("images.csv"))))
     for task in tasks:
         for method, spec in methods.items():
@@ -106,6 +117,7 @@ def build(run_files: list[str | Path], tasks: list[str], methods: dict[str, dict
         for method, reason in invalid.items():
             rows.append(placeholder(task, "", method, {}, "invalid", reason))
     table = pd.DataFrame(rows)
+    table = table.reindex(columns=list(dict.fromkeys([*SUMMARY_COLUMNS, *table.columns])))
     table["_order"] = table["status"].map(STATUS_ORDER)
     table = table.sort_values(["task", "loss", "_order", "psnr"], ascending=[True, True, True, False])
     return table.drop(columns="_order").reset_index(drop=True)

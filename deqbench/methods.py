@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from deqbench.config import ConfigError, load_validated
+from deqbench.config import ConfigError, config_hash, file_sha256, load_validated
 
 
 class MethodError(RuntimeError):
@@ -60,6 +60,10 @@ class Method:
     def sources(self) -> list[Path]:
         """Files whose edit must rerun this method's jobs."""
         return sorted(p for p in self.folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+
+    def fingerprint(self) -> str:
+        """Hash of every source file's name and content: changes when the method is edited."""
+        return config_hash(*[(str(p.relative_to(self.folder)), file_sha256(p)) for p in self.sources])
 
 
 def load_method(folder: str | Path) -> Method:

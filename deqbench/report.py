@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,7 @@ COLUMNS = ["task", "loss", "method", "name", "family", "status", "reason", "psnr
 MISSING = '<td class="gap" title="not recorded for this run" data-sort="">n/a</td>'
 NOT_APPLICABLE = '<td class="na" title="does not apply to this run" data-sort="">&ndash;</td>'
 EMPTY = '<td data-sort=""></td>'
+FIXED_POINT_TRAINING = {"fixed_point_warning": "train steps at cap"}
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1600px;padding:1em 2em;color:#222}
@@ -117,6 +119,8 @@ def section_comparisons(rows: pd.DataFrame, images: pd.DataFrame, seed: int) -> 
 def expected(column: str, row: pd.Series) -> bool:
     """Whether a run with results should have recorded ``column``: training columns for
     trained runs, fixed-point columns for DEQs, tuning time never (few methods tune)."""
+    if column in FIXED_POINT_TRAINING or column.startswith("train_fp_"):
+        return row["family"] == "deq" and row["loss"] != "none"
     if column in ("train_min", "train_peak_mb"):
         return row["loss"] != "none"
     if column.startswith("fp_"):
@@ -155,21 +159,22 @@ def metric_cell(row: pd.Series, column: str, digits: int, half: str | None) -> s
         return EMPTY
     if not present(row.get(column)):
         return MISSING if expected(column, row) else NOT_APPLICABLE
-    if column.startswith("fp_"):
+    if column.endswith("_iterations"):
         return iteration_cell(row, column)
     return number_cell(row[column], digits, row.get(half) if half else None)
 
 
 def leaderboard_table(rows: pd.DataFrame, rank: dict[str, int]) -> str:
     """One sortable table; metric cells of rows that are not ok are left empty."""
-    iteration_columns = sorted(c for c in rows.columns if c.startswith("fp_") and c.endswith("_iterations")
-                               and rows[c].notna().any())
+    fixed_point = sorted(c for c in rows.columns if re.fullmatch(r"(train_)?fp_\w+_iterations", c))
+    fixed_point += [c for c in FIXED_POINT_TRAINING if c in rows]
     metrics = [("psnr", "PSNR (dB)", 2, "psnr_ci95"), ("ssim", "SSIM", 3, "ssim_ci95"),
                ("ood_psnr", "OOD PSNR (dB)", 2, None), ("equivariance_error", "equiv. error", 3, None),
                ("test_ms", "test ms/img", 1, None), ("train_min", "train min", 2, None),
                ("tune_min", "tune min", 2, None), ("train_peak_mb", "train peak MB", 1, None),
                ("test_peak_mb", "test peak MB", 1, None)]
-    metrics += [(c, c.removeprefix("fp_").replace("_", " "), 1, None) for c in iteration_columns]
+    metrics += [(c, FIXED_POINT_TRAINING.get(c, c.replace("fp_", "").replace("_", " ")),
+                 0 if c in FIXED_POINT_TRAINING else 1, None) for c in fixed_point if rows[c].notna().any()]
     headers = ["rank", "method", "loss", "family"] + [label for _, label, _, _ in metrics] + ["status"]
     head = "".join(f'<th class="{"text" if h in ("method", "loss", "family", "status") else ""}">'
                    f"{esc(h)}</th>" for h in headers)

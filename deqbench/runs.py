@@ -52,14 +52,16 @@ def simulate_task(task_cfg: dict, data: str, ood_data: str | None, seed: int,
                            for s, d in simulated["splits"].items()}}, out_manifest)
 
 
-def run_identity(task_name: str, task_cfg: dict, method_dir: str, loss: str, settings: dict, seed: int) -> dict:
-    """What a run's result depends on; its hash guards resumes and marks stale results."""
+def run_identity(task_name: str, task_cfg: dict, task_file: str, method_dir: str, loss: str,
+                 settings: dict, seed: int) -> dict:
+    """What a run's result depends on (config, data, method sources): guards resumes and
+    lets the leaderboard refuse stale results."""
     method = load_method(method_dir)
     return {
         "task": task_name, "method": method.name, "loss": loss, "seed": seed,
         "config_hash": config_hash(task_cfg, method.spec, loss, settings, seed),
-        "method_sha256": config_hash(*[(str(p.relative_to(method.folder)), file_sha256(p))
-                                       for p in method.sources]),
+        "data_sha256": file_sha256(task_file),
+        "method_sha256": method.fingerprint(),
     }
 
 
@@ -73,13 +75,14 @@ def train_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str, l
     is recorded, not raised."""
     device = resolve_device(device_name)
     method = load_method(method_dir)
-    identity = run_identity(task_name, task_cfg, method_dir, loss, settings, seed)
+    identity = run_identity(task_name, task_cfg, task_file, method_dir, loss, settings, seed)
     checkpoint = Path(out_model).with_name("checkpoint.pt")
     if checkpoint.exists() and load_torch(checkpoint).get("identity") != identity:
         checkpoint.unlink()  # left by other code or config: never resume from it
     record = {**identity, "status": "ok", "provenance": provenance(device)}
     task = load_run_task(task_name, task_cfg, task_file, seed, device)
     try:
+        torch.manual_seed(seed)  # the initial weights follow the config seed
         model = build_model(method, task, device)
         if method.training == "denoiser":
             record.update(train_denoiser(model, task, settings, seed, device))
@@ -101,7 +104,7 @@ def tune_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str, lo
     loaded; a failure of the method's code, or of its training, is recorded, not raised."""
     device = resolve_device(device_name)
     method = load_method(method_dir)
-    record = {**run_identity(task_name, task_cfg, method_dir, loss, settings, seed),
+    record = {**run_identity(task_name, task_cfg, task_file, method_dir, loss, settings, seed),
               "status": "ok", "provenance": provenance(device)}
     trained = read_json(record_file) if record_file else {"status": "ok"}
     if trained["status"] != "ok":
@@ -136,7 +139,7 @@ def evaluate_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str
     failed); a failed or failing method gets its reason."""
     device = resolve_device(device_name)
     method = load_method(method_dir)
-    run = {**run_identity(task_name, task_cfg, method_dir, loss, settings, seed),
+    run = {**run_identity(task_name, task_cfg, task_file, method_dir, loss, settings, seed),
            "name": method.spec["name"], "family": method.spec["family"], "status": "ok",
            "provenance": provenance(device)}
     rows, recons = [], {}
@@ -166,8 +169,11 @@ def evaluate_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str
 
 def build_leaderboard(run_files: list[str], task_names: list[str], method_dirs: list[str],
                       invalid: dict[str, str], out_csv: str, out_md: str) -> None:
-    methods = {Path(d).name: load_method(d).spec for d in method_dirs}
-    table = leaderboard.build(run_files, task_names, methods, invalid)
+    """Aggregate the runs; a run computed from an older version of its method is marked stale."""
+    methods = {Path(d).name: load_method(d) for d in method_dirs}
+    fingerprints = {name: method.fingerprint() for name, method in methods.items()}
+    table = leaderboard.build(run_files, task_names, {n: m.spec for n, m in methods.items()},
+                              invalid, fingerprints)
     write_bytes_atomic(table.to_csv(index=False).encode(), out_csv)
     write_bytes_atomic(leaderboard.markdown(table).encode(), out_md)
 

@@ -24,7 +24,8 @@ NAN = math.nan
 ROWS = [
     ("ct", "none", "direct", "FBP", "reference", "ok", "", 20.0, {}),
     ("ct", "sup", "deq-id", "DEQ-ID", "deq", "ok", "", 26.0,
-     {"fp_forward_iterations": 14.0, "fp_forward_capped": 0.5, "fp_backward_iterations": 9.0}),
+     {"fp_forward_iterations": 14.0, "fp_forward_capped": 0.5, "train_fp_backward_iterations": 11.0,
+      "train_fp_backward_capped": 0.25, "fixed_point_warning": 2.0}),
     ("ct", "ei", "deq-id", "DEQ-ID", "deq", "failed", "step 2: loss is nan (diverged)", NAN, {}),
     ("ct", "sup", "unet", "U-Net", "post-processing", "ok", "", 24.0, {"ssim": NAN}),
     ("ct", "ei", "unet", "U-Net", "post-processing", "stale",
@@ -120,7 +121,9 @@ def test_failed_stale_and_missing_results_are_marked(built):
     unet_row = re.search(r'<tr class="ok">(?:(?!</tr>).)*>U-Net</a>(?:(?!</tr>).)*</tr>', page).group(0)
     assert 'class="gap"' in unet_row  # its SSIM is missing
     deq_row = re.search(r'<tr class="ok">(?:(?!</tr>).)*>DEQ-ID</a>(?:(?!</tr>).)*</tr>', page).group(0)
-    assert "14.0 (50% capped)" in deq_row and "9.0" in deq_row
+    assert "14.0 (50% capped)" in deq_row and "11.0 (25% capped)" in deq_row and '">2</td>' in deq_row
+    assert "train backward iterations" in page and "train steps at cap" in page
+    assert 'title="does not apply to this run"' in unet_row  # not a DEQ: no fixed point
 
 
 def test_wins_are_claimed_only_where_the_paired_interval_excludes_zero(built):

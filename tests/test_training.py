@@ -1,0 +1,162 @@
+"""Training: determinism, resume after a crash, and failures recorded with their reason."""
+
+import json
+
+import pytest
+import torch
+
+from deqbench.config import ROOT
+from deqbench.io import load_torch, save_torch
+from deqbench.methods import MethodError
+from deqbench.runs import build_leaderboard, evaluate_run, simulate_task, train_run
+from deqbench.tasks import Task, build_physics
+from deqbench.training import train
+
+CT = {"physics": "tomography", "image_size": 16, "angles": 6, "noise_sigma": 0.01}
+SETTINGS = {"steps": 6, "batch_size": 2, "lr": 1e-2, "checkpoint_every": 2,
+            "ei_weight": 1.0, "ei_rotation_multiples": 1.0}
+
+
+def tiny_task():
+    physics = build_physics(CT, noise_seed=0)
+    x = torch.rand(6, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    return Task("ct", CT, physics, {"train": {"x": x, "y": physics(x)}})
+
+
+class Correction(torch.nn.Module):
+    """Adjoint followed by a small convolution; optionally raises once at a given call."""
+
+    def __init__(self, crash_at=None, output=None):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(1, 1, 3, padding=1)
+        self.calls, self.crash_at, self.output = 0, crash_at, output
+
+    def forward(self, y, physics):
+        self.calls += 1
+        if self.calls == self.crash_at:
+            raise RuntimeError("killed")
+        x = self.conv(physics.A_adjoint(y))
+        return self.output(x) if self.output else x
+
+
+def weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("loss", ["sup", "ei"])
+def test_same_seed_same_weights(tmp_path, loss):
+    first, second = Correction(), Correction()
+    train(first, tiny_task(), loss, SETTINGS, 0, torch.device("cpu"), tmp_path / "a.pt")
+    train(second, tiny_task(), loss, SETTINGS, 0, torch.device("cpu"), tmp_path / "b.pt")
+    for key, value in weights(first).items():
+        assert torch.equal(value, second.state_dict()[key])
+
+
+@pytest.mark.parametrize("loss", ["sup", "ei"])
+def test_resume_after_a_crash_ends_with_the_uninterrupted_weights(tmp_path, loss):
+    reference = Correction()
+    train(reference, tiny_task(), loss, SETTINGS, 0, torch.device("cpu"), tmp_path / "ref.pt")
+
+    calls_per_step = {"sup": 1, "ei": 2}[loss]  # EI reconstructs the transformed image too
+    crashing = Correction(crash_at=2 * calls_per_step + 1)  # dies in step 3, after the checkpoint of step 2
+    checkpoint = tmp_path / "run.pt"
+    with pytest.raises(MethodError, match="killed"):
+        train(crashing, tiny_task(), loss, SETTINGS, 0, torch.device("cpu"), checkpoint)
+    assert load_torch(checkpoint)["step"] == 2
+
+    resumed = Correction()
+    torch.nn.init.zeros_(resumed.conv.weight)  # the checkpoint, not the init, must count
+    record = train(resumed, tiny_task(), loss, SETTINGS, 0, torch.device("cpu"), checkpoint)
+    assert record["resumed_from_step"] == 2
+    for key, value in weights(reference).items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+
+
+def test_non_finite_loss_is_a_method_failure(tmp_path):
+    model = Correction(output=lambda x: x * float("nan"))
+    with pytest.raises(MethodError, match="step 0: loss is nan"):
+        train(model, tiny_task(), "sup", SETTINGS, 0, torch.device("cpu"), tmp_path / "c.pt")
+
+
+def test_time_budget_is_a_method_failure(tmp_path):
+    with pytest.raises(MethodError, match="exceeded its budget"):
+        train(Correction(), tiny_task(), "sup", {**SETTINGS, "time_budget_s": 1e-9}, 0,
+              torch.device("cpu"), tmp_path / "c.pt")
+
+
+@pytest.fixture
+def simulated(tmp_path):
+    images = tmp_path / "images.pt"
+    save_torch({s: torch.rand(4, 32, 32, generator=torch.Generator().manual_seed(i))
+                for i, s in enumerate(["train", "val", "test"])}, images)
+    simulate_task(CT, str(images), None, 0, str(tmp_path / "ct.pt"), str(tmp_path / "ct.json"))
+    return tmp_path
+
+
+def write_method(folder, model_text):
+    folder.mkdir()
+    (folder / "method.yaml").write_text("name: Conv\nfamily: post-processing\ndescription: d\nlosses: [sup]\n")
+    (folder / "model.py").write_text(model_text)
+    return folder
+
+
+CONV_MODEL = """import torch
+
+
+class Conv(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 1, 3, padding=1)
+
+    def forward(self, y, physics):
+        return self.conv(physics.A_adjoint(y))
+
+
+def build(hparams, task):
+    return Conv()
+"""
+
+
+def run_once(root, method_dir):
+    common = dict(task_name="ct", task_cfg=CT, task_file=str(root / "ct.pt"), method_dir=str(method_dir),
+                  loss="sup", settings=SETTINGS, seed=0, device_name="cpu")
+    run_dir = root / "runs"
+    train_run(**common, out_model=str(run_dir / "model.pt"), out_record=str(run_dir / "train.json"))
+    evaluate_run(**common, warmup=0, model_file=str(run_dir / "model.pt"), record_file=str(run_dir / "train.json"),
+                 out_images=str(run_dir / "images.csv"), out_run=str(run_dir / "run.json"),
+                 out_recons=str(run_dir / "recons.pt"))
+    return run_dir
+
+
+def test_a_raising_method_is_recorded_as_failed(simulated):
+    method = write_method(simulated / "raises", CONV_MODEL.replace("return self.conv(", "raise ValueError('bad') or self.conv("))
+    run_dir = run_once(simulated, method)
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "failed" and "ValueError: bad" in run["reason"]
+
+
+def test_a_stale_result_is_not_mixed_into_the_leaderboard(simulated):
+    method = write_method(simulated / "conv", CONV_MODEL)
+    run_dir = run_once(simulated, method)
+    out = simulated / "board"
+    out.mkdir()
+
+    def board():
+        build_leaderboard([str(run_dir / "run.json")], ["ct"], [str(method)], {}, str(out / "b.csv"), str(out / "b.md"))
+        return (out / "b.csv").read_text()
+
+    assert ",ok," in board()
+    (method / "model.py").write_text(CONV_MODEL.replace("padding=1", "padding=1, bias=False"))
+    table = board()
+    assert ",stale," in table and ",ok," not in table
+
+
+def test_a_checkpoint_from_another_configuration_is_not_resumed(simulated):
+    method = write_method(simulated / "conv", CONV_MODEL)
+    run_dir = run_once(simulated, method)
+    save_torch({"identity": {"other": True}, "step": 99}, run_dir / "checkpoint.pt")
+    train_run(task_name="ct", task_cfg=CT, task_file=str(simulated / "ct.pt"), method_dir=str(method), loss="sup",
+              settings=SETTINGS, seed=0, device_name="cpu", out_model=str(run_dir / "model.pt"),
+              out_record=str(run_dir / "train.json"))
+    assert json.loads((run_dir / "train.json").read_text())["resumed_from_step"] == 0
