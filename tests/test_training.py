@@ -1,11 +1,16 @@
 """Training: determinism, resume after a crash, and failures recorded with their reason."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
 
-from deqbench.config import ROOT
 from deqbench.io import load_torch, save_torch
 from deqbench.methods import MethodError
 from deqbench.runs import build_leaderboard, evaluate_run, simulate_task, train_run
@@ -69,6 +74,50 @@ def test_resume_after_a_crash_ends_with_the_uninterrupted_weights(tmp_path, loss
     torch.nn.init.zeros_(resumed.conv.weight)  # the checkpoint, not the init, must count
     record = train(resumed, tiny_task(), loss, SETTINGS, 0, torch.device("cpu"), checkpoint)
     assert record["resumed_from_step"] == 2
+    for key, value in weights(reference).items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+
+
+KILLED_TRAINING = """
+import sys, time
+from pathlib import Path
+import torch
+from test_training import SETTINGS, Correction, tiny_task
+from deqbench.training import train
+
+
+class Slow(Correction):
+    def forward(self, y, physics):
+        time.sleep(0.3)  # room for the kill to land mid-run
+        return super().forward(y, physics)
+
+
+train(Slow(), tiny_task(), sys.argv[2], SETTINGS, 0, torch.device("cpu"), Path(sys.argv[1]))
+"""
+
+
+def test_a_process_killed_mid_training_resumes_to_the_uninterrupted_weights(tmp_path):
+    """SIGKILL, not an exception: the checkpoint on disk must be whole and enough to resume."""
+    reference = Correction()
+    train(reference, tiny_task(), "sup", SETTINGS, 0, torch.device("cpu"), tmp_path / "ref.pt")
+
+    checkpoint = tmp_path / "run.pt"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    job = subprocess.Popen([sys.executable, "-c", KILLED_TRAINING, str(checkpoint), "sup"], env=env,
+                           stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(job.pid, signal.SIGKILL)
+    job.wait()
+    assert job.returncode == -signal.SIGKILL, "training ended before it could be killed"
+    killed_at = load_torch(checkpoint)["step"]
+    assert 0 < killed_at < SETTINGS["steps"]
+
+    resumed = Correction()
+    torch.nn.init.zeros_(resumed.conv.weight)
+    record = train(resumed, tiny_task(), "sup", SETTINGS, 0, torch.device("cpu"), checkpoint)
+    assert record["resumed_from_step"] == killed_at
     for key, value in weights(reference).items():
         assert torch.equal(value, resumed.state_dict()[key]), key
 
