@@ -10,6 +10,7 @@ and CPU time of the process; they compare only within one run on one machine.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import statistics
 import time
@@ -21,7 +22,7 @@ import yaml
 
 from deqbench.datasets import ellipse_phantom, split_rng
 from deqbench.losses import build_loss, total_loss
-from deqbench.measure import PeakMemory, resolve_device, timed
+from deqbench.measure import PeakMemory, provenance, resolve_device, timed
 from deqbench.tasks import Task, load_task, simulate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,3 +87,8 @@ def in_fresh_processes(function, argument_lists: list[tuple]) -> list:
 
 def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def print_provenance() -> None:
+    """One line saying where and with what the numbers below were measured."""
+    print("provenance:", json.dumps(provenance(resolve_device("auto")), sort_keys=True))

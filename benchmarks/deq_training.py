@@ -29,7 +29,8 @@ from deepinv.optim.data_fidelity import L2
 from deepinv.optim.prior import RED
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import fixed_iterations, hyperparameters, in_fresh_processes, relative_difference, train_steps  # noqa: E402
+from common import (  # noqa: E402
+    fixed_iterations, hyperparameters, in_fresh_processes, print_provenance, relative_difference, train_steps)
 
 from deqbench.iterations import build_equilibrium, build_step  # noqa: E402
 from deqbench.solvers import ANDERSON_REGULARISATION  # noqa: E402
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
            for angles in ANGLES for kind in ("deq-id", "oder")},
     }
     results = dict(zip(jobs, in_fresh_processes(measure, list(jobs.values())), strict=True))
+    print_provenance()
     print(f"CT task of config/config.yaml, batch 4, one thread, median of {steps} steps after a warm-up; "
           f"memory kind: {results['deq-id equal']['memory_kind']}")
 

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import fixed_iterations, hyperparameters, in_fresh_processes, train_steps  # noqa: E402
+from common import fixed_iterations, hyperparameters, in_fresh_processes, print_provenance, train_steps  # noqa: E402
 
 from deqbench.iterations import build_equilibrium, build_unrolled  # noqa: E402
 
@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     steps = parser.parse_args(argv).steps
     jobs = [(kind, k, steps) for k in ITERATIONS for kind in ("unrolled", "deq-id")]
     results = dict(zip([(kind, k) for kind, k, _ in jobs], in_fresh_processes(measure, jobs), strict=True))
+    print_provenance()
     print(f"CT task of config/config.yaml, batch 4, one thread, peak memory "
           f"({results[('deq-id', ITERATIONS[0])]['memory_kind']}) over {steps + 1} training steps")
     print(f"  {'K':>3} {'unrolled MB':>12} {'DEQ-ID MB':>10} {'memory ratio':>13} {'time ratio (cpu)':>17}")
