@@ -52,13 +52,13 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 from deepinv.models import DnCNN
-from deepinv.physics import LinearPhysics, Tomography
+from deepinv.physics import LinearPhysics, MultiCoilMRI, Tomography
 from torch.nn.utils import parametrize
 
 from deqbench.solvers import SolverSettings, equilibrium
 from deqbench.tasks import Task, initial_reconstruction
 
-OPERATOR_NORM = 1.0  # ||A|| of every task's physics (normalised CT, masked unitary FFT)
+OPERATOR_NORM = 1.0  # ||A|| of every task's physics (normalised CT, masked unitary FFT, sum_c |S_c|^2 = 1)
 POWER_ITERATIONS_AT_INIT = 50
 INITIAL_RESIDUAL_SCALE = 1e-2
 
@@ -154,6 +154,14 @@ def angle_groups(physics: Tomography, count: int) -> list[Tomography]:
     return groups
 
 
+def coil_groups(physics: MultiCoilMRI, count: int) -> list[MultiCoilMRI]:
+    """Multi-coil MRI operators over the coils ``g, g + count, g + 2 count, ...`` for
+    ``g < count``: the same mask on a slice of the coil maps, so that only those coils'
+    FFTs are computed."""
+    return [MultiCoilMRI(mask=physics.mask, coil_maps=physics.coil_maps[:, g::count], img_size=physics.img_size,
+                         device=physics.mask.device) for g in range(count)]
+
+
 def centre_columns(sampled: torch.Tensor) -> torch.Tensor:
     """Indices of the contiguous run of sampled k-space columns around the centre."""
     centre = len(sampled) // 2
@@ -168,20 +176,23 @@ def centre_columns(sampled: torch.Tensor) -> torch.Tensor:
 class SubsampledGradient(torch.nn.Module):
     r"""Unbiased stochastic :math:`\nabla f` from a random subset of the measurements (ODER).
 
-    The measurement units (CT view angles; single-coil MRI: the sampled k-space columns
-    outside the fully sampled centre) are split in acquisition order into ``blocks``
-    contiguous blocks, and the units at the same offset in every block form a group, so
-    each group spans the whole angular range (or k-space). Each call draws :math:`b` of
-    the :math:`G` groups uniformly without replacement, as in the public ODER code (90
-    angles, 5 blocks, 30 angles a draw), and returns
+    The measurement units (CT view angles; multi-coil MRI: the coils; single-coil MRI:
+    the sampled k-space columns outside the fully sampled centre) are split in
+    acquisition order into ``blocks`` contiguous blocks, and the units at the same offset
+    in every block form a group, so each group spans the whole angular range (the coils
+    all around the image, or k-space). Each call draws :math:`b` of the :math:`G` groups
+    uniformly without replacement, as in the public ODER code (90 angles, 5 blocks, 30
+    angles a draw), and returns
 
     .. math::  A_C^H(A_C x - y_C) + \frac{G}{b}\sum_{g \in S} A_g^H(A_g x - y_g),
 
-    :math:`C` the units kept in every draw (the MRI centre columns, which carry most of
-    the energy; none for CT). Each group is drawn with probability :math:`b/G`, so the
-    expectation is :math:`A^H(Ax - y)`; :math:`b = \max(1, \mathrm{round}(\texttt{fraction}\cdot G))`.
-    For CT the cost of a step falls with :math:`b/G`; for single-coil MRI the FFTs are
-    full-size whatever the subset, so only the variance changes.
+    :math:`C` the units kept in every draw (the single-coil MRI centre columns, which
+    carry most of the energy; none for CT and multi-coil MRI). Each group is drawn with
+    probability :math:`b/G`, so the expectation is :math:`A^H(Ax - y)`;
+    :math:`b = \max(1, \mathrm{round}(\texttt{fraction}\cdot G))`.
+    For CT and multi-coil MRI (:math:`A_g` the drawn coils alone, :math:`y_g = M F S_g x
+    + \epsilon_g`) the cost of a step falls with :math:`b/G`; for single-coil MRI the FFTs
+    are full-size whatever the subset, so only the variance changes.
 
     Draws come from a generator seeded by ``seed`` and the number of model calls so
     far, a buffer saved with the weights, so runs and resumed runs repeat exactly.
@@ -200,11 +211,14 @@ class SubsampledGradient(torch.nn.Module):
         self.calls += 1
 
     def groups(self, physics: LinearPhysics) -> tuple[list, torch.Tensor | None]:
-        """The groups (CT: one subset physics each; MRI: one column mask each) and the
-        mask of the MRI columns kept in every draw (``None`` for CT)."""
+        """The groups (CT, multi-coil MRI: one subset physics each; single-coil MRI: one
+        column mask each) and the mask of the columns kept in every draw (single-coil
+        MRI; ``None`` otherwise)."""
         if physics is not self._groups_of[0]:
             if isinstance(physics, Tomography):
                 groups, kept = angle_groups(physics, math.ceil(len(physics.angles) / self.blocks)), None
+            elif isinstance(physics, MultiCoilMRI):
+                groups, kept = coil_groups(physics, math.ceil(physics.coil_maps.shape[1] / self.blocks)), None
             else:
                 mask = physics.mask.reshape(-1, *physics.mask.shape[-2:])[0]
                 sampled = mask.amin(dim=0) > 0
@@ -223,6 +237,8 @@ class SubsampledGradient(torch.nn.Module):
         groups, kept = self.groups(physics)
         if isinstance(physics, Tomography):  # group g holds angles g, g + G, g + 2G, ...
             return scale * sum(groups[g].A_adjoint(groups[g].A(x) - y[..., g::len(groups)]) for g in chosen)
+        if isinstance(physics, MultiCoilMRI):  # group g holds coils g, g + G, g + 2G, ...
+            return scale * sum(groups[g].A_adjoint(groups[g].A(x) - y[:, :, g::len(groups)]) for g in chosen)
         return physics.A_adjoint((kept + scale * sum(groups[g] for g in chosen)) * (physics.A(x) - y))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, physics: LinearPhysics) -> torch.Tensor:

@@ -5,10 +5,15 @@ Two kinds of task are declared in the config:
 - ``tomography``: sparse-view parallel-beam CT, :math:`y = A x + \\epsilon` with
   :math:`A` deepinv's normalised Radon transform (:math:`\\|A\\| = 1`) over ``angles``
   equispaced views in :math:`[0, 180)` and :math:`\\epsilon \\sim \\mathcal{N}(0, \\sigma^2 I)`;
-- ``mri``: single-coil Cartesian MRI, :math:`y = M F x + \\epsilon` with a random
-  column mask :math:`M` (``acceleration``, fully sampled ``center_fraction``) drawn once
-  from the task seed, and complex Gaussian noise; images are complex with two channels
-  (real, imaginary), the ground truth being real.
+- ``mri``: Cartesian MRI, :math:`y = M F x + \\epsilon` with a random column mask
+  :math:`M` (``acceleration``, fully sampled ``center_fraction``) drawn once from the
+  task seed, and complex Gaussian noise; images are complex with two channels (real,
+  imaginary), the ground truth being real. With ``coils`` :math:`N > 1` it is
+  multi-coil, :math:`y_c = M F S_c x + \\epsilon_c` for :math:`c = 1, \\dots, N` (deepinv
+  ``MultiCoilMRI``, the same mask for every coil, noise on every coil), with smooth
+  simulated sensitivity maps :math:`S_c` drawn from the task seed (:func:`simulated_coil_maps`);
+  :math:`\\sum_c |S_c|^2 = 1` keeps :math:`\\|A\\| \\le 1` and gives the coil-combined
+  noise :math:`A^H \\epsilon` the single-coil level.
 
 Measurements are simulated once, with a fixed seed, and cached in
 ``results/tasks/<task>.pt``. Where the dataset is stored at ``k`` times the task's
@@ -19,20 +24,28 @@ reconstruction operator never generated its own data (no "inverse crime").
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from deepinv.physics import MRI, GaussianNoise, LinearPhysics, Tomography
+from deepinv.physics import MRI, GaussianNoise, LinearPhysics, MultiCoilMRI, Tomography
 from deepinv.physics.generator import RandomMaskGenerator
 
 from deqbench.config import ConfigError
+
+COIL_RADIUS, COIL_WIDTH = 1.2, 0.6  # of the simulated coils, in image half-widths
 
 
 def channels(task_cfg: dict) -> int:
     """Number of image channels: 2 (real, imaginary) for MRI, 1 for CT."""
     return 2 if task_cfg["physics"] == "mri" else 1
+
+
+def coils(task_cfg: dict) -> int:
+    """Number of MRI receiver coils (1: single-coil MRI, and for CT)."""
+    return task_cfg.get("coils", 1)
 
 
 def tomography(angles: int, image_size: int, normalize: bool = True,
@@ -60,16 +73,45 @@ def draw_mri_mask(task_cfg: dict, seed: int) -> torch.Tensor:
     return generator.step(batch_size=1, seed=seed)["mask"][0]
 
 
+def simulated_coil_maps(count: int, size: int, seed: int) -> torch.Tensor:
+    r"""Smooth complex coil sensitivity maps ``(count, size, size)``, deterministic in ``seed``.
+
+    Coil :math:`c < N` (``count``) has a Gaussian profile of width ``COIL_WIDTH`` centred
+    outside the image, at radius ``COIL_RADIUS`` and angle :math:`2\pi (c + u) / N` (the
+    image spans :math:`[-1, 1]^2`), and the linear phase :math:`\phi_c + \pi \langle k_c, r \rangle`, with
+    :math:`u \sim U[0, 1)`, :math:`\phi_c \sim U[0, 2\pi)`, :math:`k_c \sim U[-\tfrac12, \tfrac12)^2`.
+    The maps are divided by :math:`\sqrt{\sum_c |S_c|^2}`, so that :math:`\sum_c |S_c(r)|^2 = 1`
+    at every pixel: :math:`\|A x\|^2 = \sum_c \|M F S_c x\|^2 \le \|x\|^2`.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    angle = (torch.arange(count) + torch.rand(1, generator=generator)) * (2 * math.pi / count)
+    offset = 2 * math.pi * torch.rand(count, 1, 1, generator=generator)
+    slope = torch.rand(count, 2, 1, 1, generator=generator) - 0.5
+    grid = torch.linspace(-1, 1, size)
+    rows, cols = torch.meshgrid(grid, grid, indexing="ij")
+    centre_x, centre_y = (COIL_RADIUS * f(angle)[:, None, None] for f in (torch.cos, torch.sin))
+    profile = torch.exp(-((cols - centre_x) ** 2 + (rows - centre_y) ** 2) / (2 * COIL_WIDTH ** 2))
+    maps = torch.polar(profile, offset + math.pi * (slope[:, 0] * cols + slope[:, 1] * rows))
+    return maps / maps.abs().pow(2).sum(dim=0).sqrt()
+
+
 def build_physics(task_cfg: dict, mask: torch.Tensor | None = None, noise_seed: int = 0,
-                  device: str | torch.device = "cpu") -> LinearPhysics:
-    """The task's forward operator with its noise model (seeded for reproducibility)."""
+                  device: str | torch.device = "cpu", coil_maps: torch.Tensor | None = None) -> LinearPhysics:
+    """The task's forward operator with its noise model (seeded for reproducibility);
+    MRI needs its ``mask`` and, multi-coil, its ``coil_maps``."""
     if task_cfg["physics"] == "tomography":
         physics = tomography(task_cfg["angles"], task_cfg["image_size"], device=device)
     elif task_cfg["physics"] == "mri":
         if mask is None:
             raise ConfigError("an MRI task needs its sampling mask")
         size = task_cfg["image_size"]
-        physics = MRI(mask=mask.to(device), img_size=(size, size), device=device)
+        if coils(task_cfg) == 1:
+            physics = MRI(mask=mask.to(device), img_size=(size, size), device=device)
+        elif coil_maps is None:
+            raise ConfigError("a multi-coil MRI task needs its coil maps")
+        else:
+            physics = MultiCoilMRI(mask=mask.to(device), coil_maps=coil_maps.to(device), img_size=(size, size),
+                                   device=device)
     else:
         raise ConfigError(f"unknown physics '{task_cfg['physics']}'")
     physics.noise_model = GaussianNoise(
@@ -80,7 +122,8 @@ def build_physics(task_cfg: dict, mask: torch.Tensor | None = None, noise_seed: 
 
 
 def initial_reconstruction(y: torch.Tensor, physics: LinearPhysics) -> torch.Tensor:
-    """Filtered back-projection for CT, zero-filled inverse FFT for MRI."""
+    """Filtered back-projection for CT, zero-filled inverse FFT for MRI (multi-coil:
+    combined with the conjugate coil maps, :math:`A^H y`)."""
     if isinstance(physics, Tomography):
         return physics.A_dagger(y, fbp=True)
     return physics.A_adjoint(y)
@@ -95,11 +138,13 @@ def simulate(task_cfg: dict, images: dict[str, torch.Tensor], seed: int) -> dict
     """Ground truth and noisy measurements for every split of ``images``.
 
     ``images`` maps split to ``(n, R, R)`` tensors, ``R`` an integer multiple ``k`` of
-    the task's ``image_size``. Returns ``{"mask": ..., "splits": {split: {"x", "y"}}}``.
+    the task's ``image_size``. Returns ``{"mask": ..., "splits": {split: {"x", "y"}}}``,
+    plus ``"coil_maps"`` for multi-coil MRI (``y`` then ``(n, 2, coils, H, W)``).
     """
     size = task_cfg["image_size"]
     mask = draw_mri_mask(task_cfg, seed) if task_cfg["physics"] == "mri" else None
-    physics = build_physics(task_cfg, mask=mask, noise_seed=seed)
+    maps = simulated_coil_maps(coils(task_cfg), size, seed) if coils(task_cfg) > 1 else None
+    physics = build_physics(task_cfg, mask=mask, noise_seed=seed, coil_maps=maps)
     splits = {}
     for split, fine in images.items():
         factor = fine.shape[-1] // size
@@ -116,7 +161,7 @@ def simulate(task_cfg: dict, images: dict[str, torch.Tensor], seed: int) -> dict
         else:
             clean = physics.A(x)
         splits[split] = {"x": x, "y": physics.noise_model(clean)}
-    return {"mask": mask, "splits": splits}
+    return {"mask": mask, "splits": splits} | ({} if maps is None else {"coil_maps": maps})
 
 
 def fine_tomography(task_cfg: dict, fine: torch.Tensor, factor: int,
@@ -165,5 +210,6 @@ class Task:
 def load_task(name: str, task_cfg: dict, data: dict, noise_seed: int,
               device: str | torch.device = "cpu") -> Task:
     """Assemble a :class:`Task` from its config and cached simulation."""
-    physics = build_physics(task_cfg, mask=data["mask"], noise_seed=noise_seed, device=device)
+    physics = build_physics(task_cfg, mask=data["mask"], noise_seed=noise_seed, device=device,
+                            coil_maps=data.get("coil_maps"))
     return Task(name=name, config=task_cfg, physics=physics, splits=data["splits"])

@@ -1,14 +1,16 @@
 """The DEQ and unrolled methods: gradients, ODER's stochastic gradient, contractivity checks."""
 
+import itertools
+
 import pytest
 import torch
-from deepinv.physics import MRI, Tomography
+from deepinv.physics import MRI, MultiCoilMRI, Tomography
 
 from deqbench.check import tiny_task
 from deqbench.iterations import (INITIAL_RESIDUAL_SCALE, ConvOperatorNorm, DeepEquilibrium, FullGradient,
                                  LipschitzDenoiser, REDStep, SubsampledGradient, Unrolled, build_equilibrium)
 from deqbench.solvers import SolverSettings
-from deqbench.tasks import Task, build_physics
+from deqbench.tasks import Task, build_physics, simulated_coil_maps
 from deqbench.training import train
 
 SIZE = 16
@@ -27,10 +29,13 @@ def small_step(lipschitz=0.5, step=0.5, channels=2):
     return REDStep(denoiser, FullGradient(), step, regularization=1.0).double().eval()
 
 
-def mri(columns: torch.Tensor | None = None) -> MRI:
+def mri(columns: torch.Tensor | None = None, coils: int = 1) -> MRI | MultiCoilMRI:
     mask = torch.zeros(1, SIZE, SIZE)
     mask[..., columns if columns is not None else slice(None)] = 1
-    return MRI(mask=mask, img_size=(SIZE, SIZE))
+    if coils == 1:
+        return MRI(mask=mask, img_size=(SIZE, SIZE))
+    maps = simulated_coil_maps(coils, SIZE, seed=0).to(torch.complex128)
+    return MultiCoilMRI(mask=mask, coil_maps=maps, img_size=(SIZE, SIZE))
 
 
 def tomography(angles: int) -> Tomography:
@@ -116,15 +121,19 @@ def test_conv_operator_norm_bounds_the_convolution_unlike_reshaped_spectral_norm
     assert operator_norm(reshaped.weight) > 1.2
 
 
-@pytest.mark.parametrize("kind", ["ct", "mri"])
+COLUMNS = torch.tensor([0, 1, 2, 5, 7, 8, 9, 11, 13, 15])  # the centre is 7-9
+
+
+@pytest.mark.parametrize("kind", ["ct", "mri", "multicoil"])
 def test_oder_gradient_is_unbiased(kind):
-    """The groups partition the measurements, and the mean of many rescaled random-subset
-    gradients is the full gradient (within four Monte Carlo standard errors)."""
+    """The groups partition the measurements, the mean over all equally likely draws of
+    the rescaled subset gradient is the full gradient, and so is the mean of many random
+    draws (within four Monte Carlo standard errors)."""
     if kind == "ct":
         physics = tomography(angles=12)
         channels = 1
     else:
-        physics, channels = mri(columns=torch.tensor([0, 1, 2, 5, 7, 8, 9, 11, 13, 15])), 2  # centre 7-9
+        physics, channels = mri(columns=COLUMNS, coils=9 if kind == "multicoil" else 1), 2
     y = measurements(physics, channels)
     x = torch.rand(2, channels, SIZE, SIZE, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     oder = SubsampledGradient(blocks=3, fraction=0.5, seed=0)
@@ -132,11 +141,38 @@ def test_oder_gradient_is_unbiased(kind):
     groups = len(oder.groups(physics)[0])
     assert groups > 2
     assert relative_error(oder.estimate(x, y, physics, list(range(groups)), scale=1.0), full) < 1e-10
+    drawn = max(1, round(0.5 * groups))
+    subsets = list(itertools.combinations(range(groups), drawn))
+    average = sum(oder.estimate(x, y, physics, list(s), scale=groups / drawn) for s in subsets) / len(subsets)
+    assert relative_error(average, full) < 1e-10
     oder.new_call()
     draws = torch.stack([oder(x, y, physics) for _ in range(1000)])
     standard_error = (draws.var(dim=0).sum() / len(draws)).sqrt() / full.norm()
     assert relative_error(draws[0], full) > 0.1  # one draw is far from the full gradient
     assert relative_error(draws.mean(dim=0), full) < 4 * standard_error < 0.15  # a 50% bias would show
+
+
+def test_oder_draw_computes_only_the_drawn_coils(monkeypatch):
+    """Multi-coil MRI, 9 coils in 3 groups of 3 (coils g, g + 3, g + 6), 2 groups drawn:
+    the forward and adjoint FFTs of a draw transform 6 coil images, the full gradient 9."""
+    physics = mri(columns=COLUMNS, coils=9)
+    y = measurements(physics)
+    x = torch.rand(1, 2, SIZE, SIZE, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    transformed = {"fft": [], "ifft": []}
+    for name in transformed:
+        original = getattr(MultiCoilMRI, name)
+
+        def counting(images, *args, name=name, original=original, **kwargs):
+            transformed[name].append(images.shape[1])  # (B, coils, H, W)
+            return original(images, *args, **kwargs)
+
+        monkeypatch.setattr(MultiCoilMRI, name, staticmethod(counting))
+    FullGradient()(x, y[:1], physics)
+    assert transformed == {"fft": [9], "ifft": [9]}
+    oder = SubsampledGradient(blocks=3, fraction=0.5, seed=0)
+    oder.new_call()
+    oder(x, y[:1], physics)
+    assert transformed == {"fft": [9, 3, 3], "ifft": [9, 3, 3]}
 
 
 def test_oder_draws_repeat_from_seed_and_call_count():

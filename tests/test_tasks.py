@@ -4,19 +4,33 @@ import numpy as np
 import pytest
 import torch
 
+from deqbench.config import ConfigError
 from deqbench.datasets import ellipse_phantom, split_rng
-from deqbench.tasks import build_physics, draw_mri_mask, initial_reconstruction, simulate
+from deqbench.iterations import OPERATOR_NORM
+from deqbench.tasks import (build_physics, draw_mri_mask, initial_reconstruction, load_task, simulate,
+                            simulated_coil_maps)
 
 CT = {"physics": "tomography", "image_size": 32, "angles": 12, "noise_sigma": 0.01}
 MRI = {"physics": "mri", "image_size": 32, "acceleration": 4, "center_fraction": 0.08, "noise_sigma": 0.01}
+MULTICOIL = {**MRI, "coils": 4}
 
 
 def physics_for(cfg):
     mask = draw_mri_mask(cfg, seed=0) if cfg["physics"] == "mri" else None
-    return build_physics(cfg, mask=mask)
+    maps = simulated_coil_maps(cfg["coils"], cfg["image_size"], seed=0) if "coils" in cfg else None
+    return build_physics(cfg, mask=mask, coil_maps=maps)
 
 
-@pytest.mark.parametrize("cfg", [CT, MRI], ids=["ct", "mri"])
+def power_iteration_norm(physics, channels, iterations=50):
+    """||A|| from power iteration on A^H A."""
+    x = torch.randn(1, channels, 32, 32, generator=torch.Generator().manual_seed(0))
+    for _ in range(iterations):
+        x = physics.A_adjoint(physics.A(x))
+        x = x / x.norm()
+    return physics.A(x).norm().item()
+
+
+@pytest.mark.parametrize("cfg", [CT, MRI, MULTICOIL], ids=["ct", "mri", "multicoil"])
 def test_adjoint_matches_forward(cfg):
     """<A u, v> = <u, A^T v> for random u, v: the operator and its adjoint agree."""
     physics = physics_for(cfg)
@@ -30,12 +44,41 @@ def test_adjoint_matches_forward(cfg):
 
 
 def test_ct_operator_is_normalised():
-    physics = physics_for(CT)
-    x = torch.randn(1, 1, 32, 32, generator=torch.Generator().manual_seed(0))
-    for _ in range(50):  # power iteration on A^T A
-        x = physics.A_adjoint(physics.A(x))
-        x = x / x.norm()
-    assert physics.A(x).norm().item() == pytest.approx(1.0, rel=0.02)
+    assert power_iteration_norm(physics_for(CT), channels=1) == pytest.approx(1.0, rel=0.02)
+
+
+def test_multicoil_operator_norm_is_at_most_one():
+    """sum_c |S_c|^2 = 1 at every pixel: ||A|| <= OPERATOR_NORM = 1, and A^H A = I when
+    fully sampled."""
+    physics = physics_for(MULTICOIL)
+    assert physics.coil_maps.shape == (1, 4, 32, 32)
+    assert torch.allclose(physics.coil_maps.abs().pow(2).sum(dim=1), torch.ones(1, 32, 32), atol=1e-5)
+    assert 0.9 < power_iteration_norm(physics, channels=2) <= OPERATOR_NORM + 1e-4
+    full = build_physics(MULTICOIL, mask=torch.ones(1, 32, 32), coil_maps=simulated_coil_maps(4, 32, seed=0))
+    x = torch.randn(1, 2, 32, 32, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(full.A_adjoint(full.A(x)), x, atol=1e-5)
+
+
+def test_coil_maps_are_deterministic_in_the_seed():
+    first = simulated_coil_maps(4, 32, seed=3)
+    assert first.shape == (4, 32, 32) and first.is_complex()
+    assert torch.equal(first, simulated_coil_maps(4, 32, seed=3))
+    assert not torch.allclose(first, simulated_coil_maps(4, 32, seed=4))
+    assert (first[:, 1:] - first[:, :-1]).abs().max() < 0.2  # smooth: small steps between neighbours
+
+
+def test_multicoil_simulation_keeps_its_coil_maps_and_single_coil_is_unchanged():
+    images = {"test": torch.rand(2, 32, 32, generator=torch.Generator().manual_seed(0))}
+    data = simulate(MULTICOIL, images, seed=3)
+    assert torch.equal(data["coil_maps"], simulated_coil_maps(4, 32, seed=3))
+    assert data["splits"]["test"]["y"].shape == (2, 2, 4, 32, 32)  # noise on every coil
+    task = load_task("mri", MULTICOIL, data, noise_seed=3)
+    assert initial_reconstruction(data["splits"]["test"]["y"], task.physics).shape == (2, 2, 32, 32)
+    with pytest.raises(ConfigError, match="coil maps"):
+        build_physics(MULTICOIL, mask=data["mask"])
+    single, one_coil = simulate(MRI, images, seed=3), simulate({**MRI, "coils": 1}, images, seed=3)
+    assert "coil_maps" not in single
+    assert torch.equal(single["splits"]["test"]["y"], one_coil["splits"]["test"]["y"])
 
 
 def test_ct_operator_does_not_depend_on_the_global_rng():
