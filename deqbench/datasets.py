@@ -2,19 +2,28 @@
 
 A dataset is prepared once into ``results/data/<name>.pt``: a mapping from split name
 to a float32 tensor of shape ``(n, H, W)`` with values in ``[0, 1]``, plus a JSON
-manifest holding its sha256. Three generators exist:
+manifest holding its sha256. Five generators exist:
 
 - ``ellipses``: random-ellipse phantoms (the dival protocol), one seed per split;
 - ``nifti_slices``: axial slices of a NIfTI volume shipped in a Python package, with
   contiguous slice blocks assigned to splits and a gap between blocks of different
   splits, so no two neighbouring slices fall into different splits;
-- ``dicom``: frames of DICOM files shipped in a Python package (held-out test images).
+- ``dicom``: frames of DICOM files shipped in a Python package (held-out test images);
+- ``fastmri_slices``: centre slices of fastMRI volumes (``.h5``) in a folder the user
+  gives (the data needs the fastMRI agreement), whole volumes assigned to splits;
+- ``download_hdf5``: slices of the HDF5 files inside zip archives fetched by
+  :func:`deqbench.download.download` with a pinned digest (LoDoPaB-CT).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import io
+import itertools
+import urllib.parse
+import zipfile
 import zlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,15 +31,19 @@ import torch
 from skimage.transform import resize
 
 from deqbench.config import ConfigError, load_validated
+from deqbench.download import download
 
 SPLITS = ("train", "val", "test")
 
 
 def load_spec(dataset_dir: str | Path, overrides: dict | None = None) -> dict:
-    """Read ``dataset.yaml`` and apply the profile's overrides (image_size, splits)."""
-    spec = load_validated(Path(dataset_dir) / "dataset.yaml", "dataset")
+    """Read ``dataset.yaml``, apply the profile's overrides (image_size, splits, path) and
+    keep the file's path under ``file`` for error messages."""
+    path = Path(dataset_dir) / "dataset.yaml"
+    spec = load_validated(path, "dataset")
     for key, value in (overrides or {}).items():
         spec[key] = {**spec[key], **value} if isinstance(value, dict) else value
+    spec["file"] = str(path)
     return spec
 
 
@@ -139,10 +152,114 @@ def generate_dicom(spec: dict, seed: int) -> dict[str, np.ndarray]:
     return {split: np.stack(frames[:limit] if limit is not None else frames)}
 
 
+def first_images(slices: Iterable[np.ndarray], limit: int | None, size: int,
+                 where: str) -> np.ndarray:
+    """The first ``limit`` slices (all when None) through :func:`to_unit_square`."""
+    images = [to_unit_square(s, size) for s in itertools.islice(slices, limit)]
+    if len(images) < (limit or 1):
+        raise ConfigError(f"{where}: {len(images)} images available, {limit or 'at least 1'} needed")
+    return np.stack(images)
+
+
+def fastmri_volumes(spec: dict, seed: int) -> dict[str, list[Path]]:
+    """The ``.h5`` files of the user's folder, sorted, shuffled with the seed and cut
+    into the shares of ``prepare.volumes``: every volume lies in one split."""
+    if not spec.get("path"):
+        raise ConfigError(
+            f"{spec['file']}: key 'path': not set. fastMRI needs the signed fastMRI data "
+            "sharing agreement (https://fastmri.med.nyu.edu); set 'path' to the folder of "
+            "its single-coil .h5 files there or in the config "
+            f"(datasets: {{{spec['name']}: {{path: ...}}}})")
+    files = sorted(Path(spec["path"]).expanduser().glob("*.h5"))
+    if not files:
+        raise ConfigError(f"{spec['file']}: key 'path': no .h5 files in {spec['path']}")
+    shares = spec["prepare"]["volumes"]
+    for split in spec["splits"]:
+        if split not in shares:
+            raise ConfigError(f"{spec['file']}: key 'prepare.volumes': no share for split '{split}'")
+    order = [files[i] for i in np.random.default_rng(seed).permutation(len(files))]
+    cumulative = np.cumsum([0, *shares.values()]) / sum(shares.values())
+    bounds = np.rint(cumulative * len(files)).astype(int)
+    volumes = {split: order[a:b] for split, a, b in zip(shares, bounds[:-1], bounds[1:])}
+    for split in spec["splits"]:
+        if not volumes[split]:
+            raise ConfigError(f"{spec['file']}: key 'prepare.volumes': {len(files)} volumes "
+                              f"in {spec['path']} leave none for split '{split}'")
+    return volumes
+
+
+def fastmri_slices(files: list[Path], keys: list[str], edge: int) -> Iterator[np.ndarray]:
+    """Magnitude slices of each volume, ``edge`` slices dropped at either end."""
+    import h5py
+
+    for file in files:
+        with h5py.File(file, "r") as handle:
+            key = next((k for k in keys if k in handle), None)
+            if key is None:
+                raise ConfigError(f"{file}: has none of the datasets {keys} "
+                                  "(fastMRI test files hold k-space only)")
+            volume = handle[key]
+            yield from np.abs(volume[edge:volume.shape[0] - edge])
+
+
+def generate_fastmri_slices(spec: dict, seed: int) -> dict[str, np.ndarray]:
+    params = spec["prepare"]
+    volumes = fastmri_volumes(spec, seed)
+    return {
+        split: first_images(fastmri_slices(volumes[split], params["keys"], params["edge_slices"]),
+                            limit, spec["image_size"], f"{spec['file']}: split '{split}'")
+        for split, limit in spec["splits"].items()
+    }
+
+
+def pinned_archives(spec: dict) -> list[tuple[dict, str]]:
+    """The archives of the asked-for splits and their digest algorithm; refuses, before
+    anything is downloaded, an archive whose digest is not pinned."""
+    archives = []
+    for index, entry in enumerate(spec["prepare"]["files"]):
+        if entry["split"] not in spec["splits"]:
+            continue
+        algorithm = "sha256" if "sha256" in entry else "md5"
+        if entry[algorithm] is None:
+            raise ConfigError(
+                f"{spec['file']}: key 'prepare.files.{index}.{algorithm}': no digest pinned for "
+                f"{entry['url']}; pin the digest of a verified copy before downloading")
+        archives.append((entry, algorithm))
+    return archives
+
+
+def hdf5_slices(archives: list[Path], key: str) -> Iterator[np.ndarray]:
+    """Slices of dataset ``key`` of the HDF5 members of zip archives, in name order;
+    a member is read (into memory) only when its slices are reached."""
+    import h5py
+
+    for archive in archives:
+        with zipfile.ZipFile(archive) as zipped:
+            for member in sorted(n for n in zipped.namelist() if n.endswith((".hdf5", ".h5"))):
+                with h5py.File(io.BytesIO(zipped.read(member)), "r") as handle:
+                    yield from handle[key]
+
+
+def generate_download_hdf5(spec: dict, seed: int) -> dict[str, np.ndarray]:
+    params = spec["prepare"]
+    archives: dict[str, list[Path]] = {split: [] for split in spec["splits"]}
+    for entry, algorithm in pinned_archives(spec):
+        target = Path(params["cache"]) / Path(urllib.parse.urlparse(entry["url"]).path).name
+        print(f"{entry['url']} ({entry['size'] or 'unknown'} bytes) -> {target}", flush=True)
+        archives[entry["split"]].append(download(entry["url"], target, entry[algorithm], algorithm))
+    return {
+        split: first_images(hdf5_slices(archives[split], params["key"]), limit,
+                            spec["image_size"], f"{spec['file']}: split '{split}'")
+        for split, limit in spec["splits"].items()
+    }
+
+
 GENERATORS = {
     "ellipses": generate_ellipses,
     "nifti_slices": generate_nifti_slices,
     "dicom": generate_dicom,
+    "fastmri_slices": generate_fastmri_slices,
+    "download_hdf5": generate_download_hdf5,
 }
 
 

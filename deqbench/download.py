@@ -1,19 +1,19 @@
 """Verified downloads of real datasets.
 
 A file is fetched to ``<target>.part`` (resuming with an HTTP ``Range`` request when a
-partial file exists), its sha256 is checked against the pinned value, and only then is
-it renamed to ``<target>``. A mismatch removes the bad file and raises
-:class:`DownloadError` naming the URL and both digests.
+partial file exists), its digest (sha256 unless another ``hashlib`` algorithm is named)
+is checked against the pinned value, and only then is it renamed to ``<target>``. A
+mismatch removes the bad file and raises :class:`DownloadError` naming the URL and both
+digests.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import urllib.error
 import urllib.request
 from pathlib import Path
-
-from deqbench.config import file_sha256
 
 CHUNK = 1 << 20
 
@@ -22,11 +22,18 @@ class DownloadError(RuntimeError):
     """A download failed or its content is not the pinned one."""
 
 
-def download(url: str, target: str | Path, sha256: str, timeout: float = 60.0) -> Path:
-    """Fetch ``url`` to ``target`` unless a file with the pinned ``sha256`` is there."""
+def file_digest(path: Path, algorithm: str) -> str:
+    """Hex digest of a file's bytes with a ``hashlib`` algorithm."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, algorithm).hexdigest()
+
+
+def download(url: str, target: str | Path, digest: str, algorithm: str = "sha256",
+             timeout: float = 60.0) -> Path:
+    """Fetch ``url`` to ``target`` unless a file with the pinned ``digest`` is there."""
     target = Path(target)
     if target.exists():
-        if file_sha256(target) == sha256:
+        if file_digest(target, algorithm) == digest:
             return target
         target.unlink()
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -47,9 +54,10 @@ def download(url: str, target: str | Path, sha256: str, timeout: float = 60.0) -
             raise DownloadError(f"{url}: HTTP {err.code} {err.reason}") from None
     except (urllib.error.URLError, OSError) as err:
         raise DownloadError(f"{url}: {err} (the partial file {partial} is kept for a resume)") from None
-    found = file_sha256(partial)
-    if found != sha256:
+    found = file_digest(partial, algorithm)
+    if found != digest:
         partial.unlink()
-        raise DownloadError(f"{url}: sha256 mismatch, expected {sha256}, got {found}; the file was removed")
+        raise DownloadError(f"{url}: {algorithm} mismatch, expected {digest}, got {found}; "
+                            "the file was removed")
     os.replace(partial, target)
     return target

@@ -2,11 +2,14 @@
 
 import hashlib
 
+import h5py
+import numpy as np
 import pytest
 import torch
+import yaml
 
-from deqbench.config import ROOT, ConfigError
-from deqbench.datasets import load_spec, prepare
+from deqbench.config import ROOT, ConfigError, load_yaml, validate
+from deqbench.datasets import fastmri_volumes, load_spec, prepare, to_unit_square
 from deqbench.io import save_torch
 
 
@@ -61,3 +64,89 @@ def test_bad_dataset_yaml_names_file_and_key(tmp_path):
     (folder / "dataset.yaml").write_text("name: broken\ndescription: x\nsource: x\nlicence: x\nimage_size: four\nsplits: {test: 1}\nprepare: {generator: ellipses}\n")
     with pytest.raises(ConfigError, match=r"broken/dataset.yaml: key 'image_size'"):
         load_spec(folder)
+
+
+@pytest.fixture
+def fake_fastmri(tmp_path):
+    """Ten single-coil volumes in fastMRI's layout, 14 to 16 slices each, random data."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "singlecoil_train"
+    folder.mkdir()
+    for i in range(10):
+        with h5py.File(folder / f"file{i:04d}.h5", "w") as handle:
+            slices = 14 + i % 3
+            handle["kspace"] = rng.normal(size=(slices, 24, 20)) + 1j * rng.normal(size=(slices, 24, 20))
+            handle["reconstruction_esc"] = rng.uniform(size=(slices, 24, 24)).astype(np.float32)
+    return folder
+
+
+def fastmri_spec(folder, splits=None):
+    return load_spec(ROOT / "datasets" / "fastmri", {"path": str(folder), "image_size": 16,
+                                                     "splits": splits or {"train": None, "val": None, "test": None}})
+
+
+def test_fastmri_splits_by_volume(fake_fastmri):
+    spec = fastmri_spec(fake_fastmri)
+    volumes = fastmri_volumes(spec, seed=0)
+    assigned = [f.name for files in volumes.values() for f in files]
+    assert sorted(assigned) == sorted(f.name for f in fake_fastmri.glob("*.h5")) and len(set(assigned)) == 10
+    assert all(volumes[split] for split in ("train", "val", "test"))
+    edge = spec["prepare"]["edge_slices"]
+    splits = prepare(spec, seed=0)
+    for split, files in volumes.items():
+        expected = []
+        for file in files:
+            with h5py.File(file, "r") as handle:
+                expected.extend(to_unit_square(s, 16) for s in handle["reconstruction_esc"][edge:-edge])
+        assert torch.equal(splits[split], torch.from_numpy(np.stack(expected)))
+
+
+def test_fastmri_is_deterministic(fake_fastmri):
+    spec = fastmri_spec(fake_fastmri, {"train": 10, "val": 3, "test": 3})
+    first, again = prepare(spec, seed=0), prepare(spec, seed=0)
+    assert all(torch.equal(first[s], again[s]) for s in first)
+    assert [len(first[s]) for s in ("train", "val", "test")] == [10, 3, 3]
+    assert fastmri_volumes(spec, 0) != fastmri_volumes(spec, 1)
+
+
+def test_fastmri_path_comes_from_the_config(fake_fastmri):
+    config = load_yaml(ROOT / "config" / "config.yaml")
+    config["datasets"]["fastmri"] = {"path": str(fake_fastmri)}
+    validate(config, "config", "config.yaml")
+
+
+def test_fastmri_without_path_names_file_key_and_agreement(tmp_path):
+    with pytest.raises(ConfigError, match=r"fastmri/dataset.yaml: key 'path'.*fastMRI data sharing agreement"):
+        prepare(load_spec(ROOT / "datasets" / "fastmri"), 0)
+    with pytest.raises(ConfigError, match=r"fastmri/dataset.yaml: key 'path': no .h5 files"):
+        prepare(fastmri_spec(tmp_path), 0)
+
+
+DOWNLOADED = [p.parent.name for p in sorted((ROOT / "datasets").glob("*/dataset.yaml"))
+              if load_yaml(p)["prepare"]["generator"] == "download_hdf5"]
+
+
+def test_lodopab_is_a_download():
+    assert "lodopab" in DOWNLOADED
+
+
+@pytest.mark.parametrize("name", DOWNLOADED)
+def test_download_spec_has_url_size_and_digest(name):
+    """Every archive names its URL, size and digest; an unpinned digest is refused."""
+    spec = load_spec(ROOT / "datasets" / name)
+    digests = []
+    for entry in spec["prepare"]["files"]:
+        assert entry["url"].startswith("https://") and "size" in entry
+        digests.append(entry.get("sha256", entry.get("md5", "absent")))
+    assert "absent" not in digests
+    if None in digests:
+        with pytest.raises(ConfigError, match="pin the digest of a verified copy before downloading"):
+            prepare(spec, 0)
+
+
+def test_a_malformed_digest_names_its_key(tmp_path):
+    spec = load_yaml(ROOT / "datasets" / "lodopab" / "dataset.yaml")
+    spec["prepare"]["files"][1]["sha256"] = "not-a-digest"
+    (tmp_path / "dataset.yaml").write_text(yaml.safe_dump(spec))
+    with pytest.raises(ConfigError, match=r"dataset.yaml: key 'prepare.files.1.sha256'"):
+        load_spec(tmp_path)

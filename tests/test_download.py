@@ -1,13 +1,20 @@
-"""The downloader against a file server on 127.0.0.1."""
+"""The downloader, and the datasets it fetches, against a file server on 127.0.0.1."""
 
 import functools
 import hashlib
 import http.server
 import io
 import threading
+import zipfile
 
+import h5py
+import numpy as np
 import pytest
+import torch
+import yaml
 
+from deqbench.config import ROOT
+from deqbench.datasets import load_spec, prepare, to_unit_square
 from deqbench.download import DownloadError, download
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
@@ -85,3 +92,39 @@ def test_missing_file_names_the_url(server, tmp_path):
     url, _ = server
     with pytest.raises(DownloadError, match="data-missing.bin: HTTP 404"):
         download(f"{url}/data-missing.bin", tmp_path / "x.bin", SHA)
+
+
+def test_lodopab_end_to_end_from_pinned_archives(server, tmp_path):
+    """The shipped lodopab spec, pointed at fake archives with pinned digests: download,
+    members read in name order, first slices of each split resized."""
+    url, root = server
+    rng = np.random.default_rng(0)
+    slices, archives = {}, {}
+    for split, name in [("train", "train"), ("val", "validation"), ("test", "test")]:
+        archive = root / f"ground_truth_{name}.zip"
+        with zipfile.ZipFile(archive, "w") as zipped:
+            zipped.writestr("README.txt", "not an image")
+            members = {f"ground_truth_{name}_{i:03d}.hdf5": rng.uniform(size=(4, 30, 30)) for i in range(3)}
+            for member in sorted(members, reverse=True):
+                buffer = io.BytesIO()
+                with h5py.File(buffer, "w") as handle:
+                    handle["data"] = members[member]
+                zipped.writestr(member, buffer.getvalue())
+        slices[split] = np.concatenate([members[m] for m in sorted(members)])
+        archives[split] = archive.read_bytes()
+    spec = yaml.safe_load((ROOT / "datasets" / "lodopab" / "dataset.yaml").read_text())
+    spec.update(image_size=16, splits={"train": 6, "val": 2, "test": 12})
+    spec["prepare"]["cache"] = str(tmp_path / "cache")
+    for entry in spec["prepare"]["files"]:
+        entry["url"] = f"{url}/{entry['url'].rsplit('/', 1)[1]}"
+        del entry["sha256"]
+        algorithm = "md5" if entry["split"] == "test" else "sha256"
+        entry[algorithm] = hashlib.new(algorithm, archives[entry["split"]]).hexdigest()
+    (tmp_path / "lodopab").mkdir()
+    (tmp_path / "lodopab" / "dataset.yaml").write_text(yaml.safe_dump(spec))
+    prepared = prepare(load_spec(tmp_path / "lodopab"), seed=0)
+    for split, count in spec["splits"].items():
+        expected = np.stack([to_unit_square(s, 16) for s in slices[split][:count]])
+        assert torch.equal(prepared[split], torch.from_numpy(expected))
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [
+        "ground_truth_test.zip", "ground_truth_train.zip", "ground_truth_validation.zip"]
