@@ -27,6 +27,7 @@ from deqbench.tasks import Task, load_task, simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 4
+THREADS = 1  # every measured process
 
 
 def ct_task(angles: int | None = None, images: int = 8) -> Task:
@@ -52,7 +53,7 @@ def train_steps(build, steps: int = 3, angles: int | None = None) -> dict:
     after one warm-up step; returns seconds (wall, CPU), peak MiB and the first step's
     parameter gradient."""
     torch.manual_seed(0)
-    torch.set_num_threads(1)
+    torch.set_num_threads(THREADS)
     device = resolve_device("auto")
     task = ct_task(angles)
     model = build(task).to(device)
@@ -91,4 +92,5 @@ def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
 
 def print_provenance() -> None:
     """One line saying where and with what the numbers below were measured."""
-    print("provenance:", json.dumps(provenance(resolve_device("auto")), sort_keys=True))
+    record = {**provenance(resolve_device("auto")), "threads": THREADS}
+    print("provenance:", json.dumps(record, sort_keys=True))
