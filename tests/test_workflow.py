@@ -42,11 +42,11 @@ def test_unknown_config_key_stops_with_its_name(workspace):
 
 
 def test_missing_dataset_stops_with_the_config_key(workspace):
-    (workspace / "config" / "bad.yaml").write_text("tasks: {ct: {dataset: lodopab}}\n")
+    (workspace / "config" / "bad.yaml").write_text("tasks: {ct: {dataset: no-such-images}}\n")
     result = snakemake(workspace, "-n", "--profile", "profiles/smoke", "--configfile",
                        "config/config.yaml", "config/smoke.yaml", "config/bad.yaml", check=False)
     assert result.returncode != 0
-    assert "tasks.ct.dataset" in result.stdout + result.stderr and "lodopab" in result.stdout + result.stderr
+    assert "tasks.ct.dataset" in result.stdout + result.stderr and "no-such-images" in result.stdout + result.stderr
 
 
 @pytest.mark.slow
