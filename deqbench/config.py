@@ -63,10 +63,12 @@ def config_hash(*parts: object) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file's bytes, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
+def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's bytes with a ``hashlib`` algorithm."""
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, algorithm).hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes."""
+    return file_digest(path)

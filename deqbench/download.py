@@ -9,23 +9,18 @@ digests.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from deqbench.config import file_digest
 
 CHUNK = 1 << 20
 
 
 class DownloadError(RuntimeError):
     """A download failed or its content is not the pinned one."""
-
-
-def file_digest(path: Path, algorithm: str) -> str:
-    """Hex digest of a file's bytes with a ``hashlib`` algorithm."""
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, algorithm).hexdigest()
 
 
 def download(url: str, target: str | Path, digest: str, algorithm: str = "sha256",

@@ -20,7 +20,7 @@ from deqbench.denoisers import train_denoiser
 from deqbench.io import load_torch, read_json, save_torch, write_bytes_atomic, write_json
 from deqbench.losses import LOSSES
 from deqbench.measure import provenance, resolve_device
-from deqbench.methods import MethodError, build_model, load_method
+from deqbench.methods import Method, MethodError, build_model, load_method
 from deqbench.samples import sample_reconstructions
 from deqbench.training import train
 
@@ -52,11 +52,10 @@ def simulate_task(task_cfg: dict, data: str, ood_data: str | None, seed: int,
                            for s, d in simulated["splits"].items()}}, out_manifest)
 
 
-def run_identity(task_name: str, task_cfg: dict, task_file: str, method_dir: str, loss: str,
+def run_identity(task_name: str, task_cfg: dict, task_file: str, method: Method, loss: str,
                  settings: dict, seed: int) -> dict:
     """What a run's result depends on (config, data, method sources): guards resumes and
     lets the leaderboard refuse stale results."""
-    method = load_method(method_dir)
     return {
         "task": task_name, "method": method.name, "loss": loss, "seed": seed,
         "config_hash": config_hash(task_cfg, method.spec, loss, settings, seed),
@@ -75,7 +74,7 @@ def train_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str, l
     is recorded, not raised."""
     device = resolve_device(device_name)
     method = load_method(method_dir)
-    identity = run_identity(task_name, task_cfg, task_file, method_dir, loss, settings, seed)
+    identity = run_identity(task_name, task_cfg, task_file, method, loss, settings, seed)
     checkpoint = Path(out_model).with_name("checkpoint.pt")
     if checkpoint.exists() and load_torch(checkpoint).get("identity") != identity:
         checkpoint.unlink()  # left by other code or config: never resume from it
@@ -104,7 +103,7 @@ def tune_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str, lo
     loaded; a failure of the method's code, or of its training, is recorded, not raised."""
     device = resolve_device(device_name)
     method = load_method(method_dir)
-    record = {**run_identity(task_name, task_cfg, task_file, method_dir, loss, settings, seed),
+    record = {**run_identity(task_name, task_cfg, task_file, method, loss, settings, seed),
               "status": "ok", "provenance": provenance(device)}
     trained = read_json(record_file) if record_file else {"status": "ok"}
     if trained["status"] != "ok":
@@ -139,7 +138,7 @@ def evaluate_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str
     failed); a failed or failing method gets its reason."""
     device = resolve_device(device_name)
     method = load_method(method_dir)
-    run = {**run_identity(task_name, task_cfg, task_file, method_dir, loss, settings, seed),
+    run = {**run_identity(task_name, task_cfg, task_file, method, loss, settings, seed),
            "name": method.spec["name"], "family": method.spec["family"], "status": "ok",
            "provenance": provenance(device)}
     rows, recons = [], {}
