@@ -246,7 +246,8 @@ def generate_download_hdf5(spec: dict, seed: int) -> dict[str, np.ndarray]:
     for entry, algorithm in pinned_archives(spec):
         target = Path(params["cache"]) / Path(urllib.parse.urlparse(entry["url"]).path).name
         print(f"{entry['url']} ({entry['size'] or 'unknown'} bytes) -> {target}", flush=True)
-        archives[entry["split"]].append(download(entry["url"], target, entry[algorithm], algorithm))
+        archives[entry["split"]].append(download(entry["url"], target, entry[algorithm], algorithm,
+                                                     entry["size"]))
     return {
         split: first_images(hdf5_slices(archives[split], params["key"]), limit,
                             spec["image_size"], f"{spec['file']}: split '{split}'")

@@ -1,7 +1,8 @@
 """Verified downloads of real datasets.
 
 A file is fetched to ``<target>.part`` (resuming with an HTTP ``Range`` request when a
-partial file exists), its digest (sha256 unless another ``hashlib`` algorithm is named)
+partial file exists), its size is checked when one is pinned (a short file is kept for a
+resume), its digest (sha256 unless another ``hashlib`` algorithm is named)
 is checked against the pinned value, and only then is it renamed to ``<target>``. A
 mismatch removes the bad file and raises :class:`DownloadError` naming the URL and both
 digests.
@@ -9,6 +10,7 @@ digests.
 
 from __future__ import annotations
 
+import http.client
 import os
 import urllib.error
 import urllib.request
@@ -24,7 +26,7 @@ class DownloadError(RuntimeError):
 
 
 def download(url: str, target: str | Path, digest: str, algorithm: str = "sha256",
-             timeout: float = 60.0) -> Path:
+             size: int | None = None, timeout: float = 60.0) -> Path:
     """Fetch ``url`` to ``target`` unless a file with the pinned ``digest`` is there."""
     target = Path(target)
     if target.exists():
@@ -47,8 +49,12 @@ def download(url: str, target: str | Path, digest: str, algorithm: str = "sha256
             pass
         else:
             raise DownloadError(f"{url}: HTTP {err.code} {err.reason}") from None
-    except (urllib.error.URLError, OSError) as err:
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
         raise DownloadError(f"{url}: {err} (the partial file {partial} is kept for a resume)") from None
+    received = partial.stat().st_size
+    if size is not None and received < size:
+        raise DownloadError(f"{url}: incomplete, {received} of {size} bytes (the partial file "
+                            f"{partial} is kept for a resume)")
     found = file_digest(partial, algorithm)
     if found != digest:
         partial.unlink()

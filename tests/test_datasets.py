@@ -132,21 +132,25 @@ def test_lodopab_is_a_download():
 
 @pytest.mark.parametrize("name", DOWNLOADED)
 def test_download_spec_has_url_size_and_digest(name):
-    """Every archive names its URL, size and digest; an unpinned digest is refused."""
-    spec = load_spec(ROOT / "datasets" / name)
-    digests = []
-    for entry in spec["prepare"]["files"]:
-        assert entry["url"].startswith("https://") and "size" in entry
-        digests.append(entry.get("sha256", entry.get("md5", "absent")))
-    assert "absent" not in digests
-    if None in digests:
-        with pytest.raises(ConfigError, match="pin the digest of a verified copy before downloading"):
-            prepare(spec, 0)
+    """Every shipped archive names its URL, size and a pinned digest."""
+    for entry in load_spec(ROOT / "datasets" / name)["prepare"]["files"]:
+        assert entry["url"].startswith("https://") and entry["size"] > 0
+        assert entry.get("sha256") or entry.get("md5")
+
+
+def test_an_unpinned_digest_is_refused_before_downloading(tmp_path):
+    spec = load_yaml(ROOT / "datasets" / "lodopab" / "dataset.yaml")
+    spec["prepare"]["files"][2]["md5"] = None
+    spec["prepare"]["files"][2]["url"] = "http://127.0.0.1:9/unreachable.zip"
+    (tmp_path / "dataset.yaml").write_text(yaml.safe_dump(spec))
+    with pytest.raises(ConfigError, match=r"key 'prepare.files.2.md5': no digest pinned .*"
+                                          "pin the digest of a verified copy"):
+        prepare(load_spec(tmp_path, {"splits": {"test": 2}}), 0)
 
 
 def test_a_malformed_digest_names_its_key(tmp_path):
     spec = load_yaml(ROOT / "datasets" / "lodopab" / "dataset.yaml")
-    spec["prepare"]["files"][1]["sha256"] = "not-a-digest"
+    spec["prepare"]["files"][1]["md5"] = "not-a-digest"
     (tmp_path / "dataset.yaml").write_text(yaml.safe_dump(spec))
-    with pytest.raises(ConfigError, match=r"dataset.yaml: key 'prepare.files.1.sha256'"):
+    with pytest.raises(ConfigError, match=r"dataset.yaml: key 'prepare.files.1.md5'"):
         load_spec(tmp_path)

@@ -82,6 +82,18 @@ def test_corrupted_download_is_removed_with_a_clear_error(server, tmp_path):
     assert not (tmp_path / "data.bin").exists() and not (tmp_path / "data.bin.part").exists()
 
 
+def test_short_download_is_kept_for_a_resume(server, tmp_path):
+    """A server that stops early: the pinned size names what is missing, the resume
+    then completes the same file."""
+    url, root = server
+    (root / "data.bin").write_bytes(PAYLOAD[:5000])
+    with pytest.raises(DownloadError, match=f"incomplete, 5000 of {len(PAYLOAD)} bytes"):
+        download(f"{url}/data.bin", tmp_path / "data.bin", SHA, size=len(PAYLOAD))
+    assert (tmp_path / "data.bin.part").stat().st_size == 5000
+    (root / "data.bin").write_bytes(PAYLOAD)
+    assert download(f"{url}/data.bin", tmp_path / "data.bin", SHA, size=len(PAYLOAD)).read_bytes() == PAYLOAD
+
+
 def test_existing_verified_file_is_not_fetched_again(tmp_path):
     target = tmp_path / "data.bin"
     target.write_bytes(PAYLOAD)
@@ -117,7 +129,8 @@ def test_lodopab_end_to_end_from_pinned_archives(server, tmp_path):
     spec["prepare"]["cache"] = str(tmp_path / "cache")
     for entry in spec["prepare"]["files"]:
         entry["url"] = f"{url}/{entry['url'].rsplit('/', 1)[1]}"
-        del entry["sha256"]
+        entry["size"] = len(archives[entry["split"]])
+        del entry["md5"]
         algorithm = "md5" if entry["split"] == "test" else "sha256"
         entry[algorithm] = hashlib.new(algorithm, archives[entry["split"]]).hexdigest()
     (tmp_path / "lodopab").mkdir()
