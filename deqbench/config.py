@@ -72,3 +72,27 @@ def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
 def file_sha256(path: str | Path) -> str:
     """sha256 of a file's bytes."""
     return file_digest(path)
+
+
+def has_path(settings: dict, path: str) -> bool:
+    """Whether ``settings[a][b]...`` exists for the dotted ``path`` ``a.b...``."""
+    node = settings
+    for key in path.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    return True
+
+
+def set_path(settings: dict, path: str, value: object) -> None:
+    """Set the single setting ``settings[a][b]...`` for the dotted ``path`` ``a.b...``, in
+    place; it must exist and not be a group of settings."""
+    if not has_path(settings, path):
+        raise ConfigError(f"'{path}' names no existing setting")
+    *parents, leaf = path.split(".")
+    node = settings
+    for key in parents:
+        node = node[key]
+    if isinstance(node[leaf], dict):
+        raise ConfigError(f"'{path}' names a group of settings, not one setting")
+    node[leaf] = value

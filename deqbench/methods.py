@@ -12,6 +12,10 @@ Two optional keys of ``method.yaml`` change how a run is fitted: ``training: den
 trains only ``model.denoiser``, as a Gaussian denoiser (:mod:`deqbench.denoisers`), and
 ``tuning:`` lists candidate values of hyperparameters chosen on the validation split
 (:mod:`deqbench.tuning`).
+
+A profile sizes what methods share without editing their folders: config
+``hyperparameters`` maps dotted paths (``denoiser.depth``) to values, set in every method
+whose ``hyperparameters`` have that path (the paper profile's DnCNN-17 denoisers).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from deqbench.config import ConfigError, config_hash, file_sha256, load_validated
+from deqbench.config import ConfigError, config_hash, file_sha256, has_path, load_validated, set_path
 
 
 class MethodError(RuntimeError):
@@ -66,25 +70,39 @@ class Method:
         return config_hash(*[(str(p.relative_to(self.folder)), file_sha256(p)) for p in self.sources])
 
 
-def load_method(folder: str | Path) -> Method:
-    """Validate one method folder; raises :class:`ConfigError` naming file and key."""
+def load_method(folder: str | Path, shared: dict | None = None) -> Method:
+    """Validate one method folder and set the ``shared`` hyperparameters it has; raises
+    :class:`ConfigError` naming file and key."""
     folder = Path(folder)
     spec = load_validated(folder / "method.yaml", "method")
     if not (folder / "model.py").is_file():
         raise ConfigError(f"{folder / 'model.py'}: file not found")
+    hyperparameters = spec.get("hyperparameters", {})
+    for path, value in (shared or {}).items():
+        if has_path(hyperparameters, path):
+            try:
+                set_path(hyperparameters, path, value)
+            except ConfigError as err:
+                raise ConfigError(f"config hyperparameters: {err} of {folder / 'method.yaml'}") from None
     return Method(name=folder.name, folder=folder, spec=spec)
 
 
-def discover(methods_dir: str | Path) -> tuple[dict[str, Method], dict[str, str]]:
-    """All method folders: ``(valid methods, {invalid folder: reason})``."""
+def discover(methods_dir: str | Path, shared: dict | None = None) -> tuple[dict[str, Method], dict[str, str]]:
+    """All method folders, with the ``shared`` hyperparameters set:
+    ``(valid methods, {invalid folder: reason})``. A shared path that no valid method has
+    raises :class:`ConfigError` (a misspelt key would otherwise change nothing)."""
     valid, invalid = {}, {}
     for folder in sorted(Path(methods_dir).iterdir()):
         if not folder.is_dir() or folder.name.startswith(("_", ".")):
             continue
         try:
-            valid[folder.name] = load_method(folder)
+            valid[folder.name] = load_method(folder, shared)
         except ConfigError as err:
             invalid[folder.name] = str(err)
+    for path in shared or {}:
+        if not any(has_path(m.spec.get("hyperparameters", {}), path) for m in valid.values()):
+            raise ConfigError(f"config hyperparameters: '{path}' is a hyperparameter of no method "
+                              f"in {methods_dir}")
     return valid, invalid
 
 

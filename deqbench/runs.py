@@ -69,11 +69,12 @@ def load_run_task(task_name: str, task_cfg: dict, task_file: str, seed: int, dev
 
 
 def train_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str, loss: str,
-              settings: dict, seed: int, device_name: str, out_model: str, out_record: str) -> None:
+              settings: dict, seed: int, device_name: str, out_model: str, out_record: str,
+              shared_hyperparameters: dict | None = None) -> None:
     """Train one method (end to end, or its denoiser alone); a failure of the method's code
     is recorded, not raised."""
     device = resolve_device(device_name)
-    method = load_method(method_dir)
+    method = load_method(method_dir, shared_hyperparameters)
     identity = run_identity(task_name, task_cfg, task_file, method, loss, settings, seed)
     checkpoint = Path(out_model).with_name("checkpoint.pt")
     if checkpoint.exists() and load_torch(checkpoint).get("identity") != identity:
@@ -98,11 +99,11 @@ def train_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str, l
 
 def tune_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str, loss: str,
              settings: dict, seed: int, device_name: str, model_file: str | None,
-             record_file: str | None, out_tuning: str) -> None:
+             record_file: str | None, out_tuning: str, shared_hyperparameters: dict | None = None) -> None:
     """Choose a method's ``tuning`` hyperparameters on the validation split, the only split
     loaded; a failure of the method's code, or of its training, is recorded, not raised."""
     device = resolve_device(device_name)
-    method = load_method(method_dir)
+    method = load_method(method_dir, shared_hyperparameters)
     record = {**run_identity(task_name, task_cfg, task_file, method, loss, settings, seed),
               "status": "ok", "provenance": provenance(device)}
     trained = read_json(record_file) if record_file else {"status": "ok"}
@@ -132,12 +133,12 @@ def tune_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str, lo
 def evaluate_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str, loss: str,
                  settings: dict, seed: int, device_name: str, warmup: int, model_file: str | None,
                  record_file: str | None, out_images: str, out_run: str, out_recons: str,
-                 tuning_file: str | None = None) -> None:
+                 tuning_file: str | None = None, shared_hyperparameters: dict | None = None) -> None:
     """Score one run on the test and ood splits, with its hyperparameters chosen on
     validation if it has any, and keep its first test reconstructions (empty when it
     failed); a failed or failing method gets its reason."""
     device = resolve_device(device_name)
-    method = load_method(method_dir)
+    method = load_method(method_dir, shared_hyperparameters)
     run = {**run_identity(task_name, task_cfg, task_file, method, loss, settings, seed),
            "name": method.spec["name"], "family": method.spec["family"], "status": "ok",
            "provenance": provenance(device)}
@@ -208,11 +209,11 @@ def build_report(leaderboard_csv: str, run_files: list[str], seed: int, figures_
 
 def measure_scaling_point(study_name: str, study: dict, method_dir: str, value: int, task_cfg: dict,
                           data_file: str, training_settings: dict, scaling_settings: dict, seed: int,
-                          device_name: str, out_record: str) -> None:
+                          device_name: str, out_record: str, shared_hyperparameters: dict | None = None) -> None:
     """Train one method for a few steps at one point of a scaling study and record the
     median step time and peak memory; a failure of the method's code is recorded."""
     device = resolve_device(device_name)
-    method = load_method(method_dir)
+    method = load_method(method_dir, shared_hyperparameters)
     point_task, hyperparameters = scaling.point_settings(study, method.name, value, task_cfg,
                                                          method.spec.get("hyperparameters", {}))
     images = {"train": load_torch(data_file)["train"][:scaling_settings["batch_size"]]}

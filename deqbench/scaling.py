@@ -20,23 +20,10 @@ import copy
 
 import pandas as pd
 
-from deqbench.config import ConfigError
+from deqbench.config import ConfigError, set_path
 
 RECORD_COLUMNS = ["study", "method", "value", "status", "reason", "step_time_median_s",
                   "train_peak_memory_mb", "memory_kind"]
-
-
-def set_path(settings: dict, path: str, value: object) -> None:
-    """Set ``settings[a][b]...`` for the dotted ``path`` ``a.b...``, in place; every key must exist."""
-    *parents, leaf = path.split(".")
-    node = settings
-    for key in parents:
-        node = node.get(key) if isinstance(node, dict) else None
-        if not isinstance(node, dict):
-            break
-    if not isinstance(node, dict) or leaf not in node:
-        raise ConfigError(f"'{path}' names no existing setting")
-    node[leaf] = value
 
 
 def point_settings(study: dict, method: str, value: int, task_cfg: dict,

@@ -42,6 +42,25 @@ def test_a_new_folder_is_discovered_and_a_broken_one_is_reported(tmp_path):
     assert "broken/method.yaml: key 'losses'" in invalid["broken"]
 
 
+def test_shared_hyperparameters_reach_every_method_that_has_them():
+    methods, _ = discover(ROOT / "methods", {"denoiser.depth": 17, "forward.max_iter": 100})
+    for name in ("deq-id", "deq-jfb", "oder", "unrolled", "pnp", "red"):
+        assert methods[name].spec["hyperparameters"]["denoiser"]["depth"] == 17
+    assert methods["deq-id"].spec["hyperparameters"]["forward"] == {"tol": 1.0e-3, "max_iter": 100, "anderson": 5}
+    assert "forward" not in methods["unrolled"].spec["hyperparameters"]
+    assert methods["unet"].spec == load_method(ROOT / "methods" / "unet").spec
+
+
+def test_a_shared_hyperparameter_no_method_has_stops_with_its_name():
+    with pytest.raises(ConfigError, match="config hyperparameters: 'denoiser.dept' is a hyperparameter of no method"):
+        discover(ROOT / "methods", {"denoiser.dept": 17})
+
+
+def test_a_shared_hyperparameter_naming_a_group_is_refused():
+    with pytest.raises(ConfigError, match="'denoiser' names a group of settings.*deq-id/method.yaml"):
+        load_method(ROOT / "methods" / "deq-id", {"denoiser": 3})
+
+
 @pytest.mark.parametrize("text, key", [
     ("name: X\nfamily: deq\ndescription: d\n", "<top level>"),  # losses missing
     ("name: X\nfamily: magic\ndescription: d\nlosses: [sup]\n", "family"),

@@ -41,6 +41,13 @@ def test_unknown_config_key_stops_with_its_name(workspace):
     assert "trainig" in result.stdout + result.stderr
 
 
+def test_misspelt_shared_hyperparameter_stops_with_its_name(workspace):
+    result = snakemake(workspace, "-n", "--profile", "profiles/smoke", "--config",
+                       "hyperparameters={'denoiser.dept': 17}", check=False)
+    assert result.returncode != 0
+    assert "'denoiser.dept' is a hyperparameter of no method" in result.stdout + result.stderr
+
+
 def test_missing_dataset_stops_with_the_config_key(workspace):
     (workspace / "config" / "bad.yaml").write_text("tasks: {ct: {dataset: no-such-images}}\n")
     result = snakemake(workspace, "-n", "--profile", "profiles/smoke", "--configfile",

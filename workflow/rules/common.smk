@@ -9,7 +9,7 @@ for _task, _cfg in config["tasks"].items():
             raise ValueError(f"config tasks.{_task}.{_key}: no dataset folder 'datasets/{_cfg[_key]}' "
                              "with a dataset.yaml")
 
-METHODS, INVALID_METHODS = discover(config["methods_dir"])
+METHODS, INVALID_METHODS = discover(config["methods_dir"], config["hyperparameters"])
 if "methods" in config:
     unknown = sorted(set(config["methods"]) - set(METHODS) - set(INVALID_METHODS))
     if unknown:
@@ -49,4 +49,5 @@ def run_settings(wildcards):
         "settings": config["training"],
         "seed": config["seed"],
         "device_name": config["device"],
+        "shared_hyperparameters": config["hyperparameters"],
     }

@@ -25,6 +25,7 @@ rule scaling_point:
         training=config["training"],
         seed=config["seed"],
         device=config["device"],
+        shared_hyperparameters=config["hyperparameters"],
     wildcard_constraints:
         study="|".join(SCALING["studies"]) or "$^",
         value="[0-9]+",

@@ -9,4 +9,5 @@ torch.set_num_threads(snakemake.threads)
 measure_scaling_point(snakemake.wildcards.study, snakemake.params.study, snakemake.params.method_dir,
                       int(snakemake.wildcards.value), snakemake.params.task_cfg, snakemake.input.data,
                       snakemake.params.training, snakemake.params.scaling, snakemake.params.seed,
-                      snakemake.params.device, snakemake.output[0])
+                      snakemake.params.device, snakemake.output[0],
+                      snakemake.params.shared_hyperparameters)
