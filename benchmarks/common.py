@@ -90,7 +90,7 @@ def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
-def print_provenance() -> None:
+def print_provenance(threads: int = THREADS) -> None:
     """One line saying where and with what the numbers below were measured."""
-    record = {**provenance(resolve_device("auto")), "threads": THREADS}
+    record = {**provenance(resolve_device("auto")), "threads": threads}
     print("provenance:", json.dumps(record, sort_keys=True))
