@@ -52,9 +52,11 @@ def images(config: dict, task_name: str, count: int) -> dict[str, torch.Tensor]:
     task_cfg = config["tasks"][task_name]
     if task_cfg["physics"] == "tomography":
         size = 2 * task_cfg["image_size"]
-        phantoms = {split: [ellipse_phantom(split_rng(0, split), size) for _ in range(n)]
-                    for split, n in (("train", count), ("val", 2))}
-        return {split: torch.from_numpy(np.stack(p)).float() for split, p in phantoms.items()}
+        phantoms = {}
+        for split, n in (("train", count), ("val", 2)):
+            rng = split_rng(0, split)
+            phantoms[split] = torch.from_numpy(np.stack([ellipse_phantom(rng, size) for _ in range(n)])).float()
+        return phantoms
     name = task_cfg["dataset"]
     spec = load_spec(ROOT / "datasets" / name, {**config["datasets"].get(name, {}),
                                                 "splits": {"train": count, "val": 2, "test": 1}})
