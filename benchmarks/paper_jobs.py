@@ -33,7 +33,7 @@ from common import ROOT, in_fresh_processes, print_provenance  # noqa: E402
 from deqbench.datasets import ellipse_phantom, load_spec, prepare, split_rng  # noqa: E402
 from deqbench.denoisers import train_denoiser  # noqa: E402
 from deqbench.measure import resolve_device  # noqa: E402
-from deqbench.methods import build_model, discover  # noqa: E402
+from deqbench.methods import build_model, discover, load_method  # noqa: E402
 from deqbench.tasks import load_task, simulate  # noqa: E402
 from deqbench.training import train  # noqa: E402
 
@@ -67,8 +67,7 @@ def measure(task_name: str, method_name: str, loss: str, iterations: int) -> dic
     config = paper_config()
     caps = {"forward.max_iter": iterations, "forward.tol": 0.0, "backward.max_iter": iterations,
             "backward.tol": 0.0}
-    methods, _ = discover(ROOT / "methods", {**config["hyperparameters"], **caps})
-    method = methods[method_name]
+    method = load_method(ROOT / "methods" / method_name, {**config["hyperparameters"], **caps})
     settings = {**config["training"], "steps": STEPS, "checkpoint_every": STEPS}
     task_cfg = config["tasks"][task_name]
     device = resolve_device("auto")
