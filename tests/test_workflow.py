@@ -4,6 +4,7 @@ import json
 
 import pandas as pd
 import pytest
+import torch
 
 from conftest import snakemake
 from deqbench.methods import discover
@@ -46,6 +47,17 @@ def test_misspelt_shared_hyperparameter_stops_with_its_name(workspace):
                        "hyperparameters={'denoiser.dept': 17}", check=False)
     assert result.returncode != 0
     assert "'denoiser.dept' is a hyperparameter of no method" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_shared_hyperparameters_reach_the_trained_model(workspace):
+    """A profile's shared hyperparameter sizes the denoiser that the train job builds."""
+    (workspace / "config" / "narrow.yaml").write_text("hyperparameters: {denoiser.width: 8}\n")
+    snakemake(workspace, "results/runs/ct/deq-jfb/sup/model.pt", "--profile", "profiles/smoke",
+              "--configfile", "config/config.yaml", "config/smoke.yaml", "config/narrow.yaml")
+    weights = torch.load(workspace / "results/runs/ct/deq-jfb/sup/model.pt", weights_only=True)
+    widths = {w.shape[0] for name, w in weights.items() if name.endswith(".bias")}  # the denoiser's convolutions
+    assert widths == {8, 1}  # hidden layers and the single-channel output layer (5 layers at 32 without it)
 
 
 def test_missing_dataset_stops_with_the_config_key(workspace):
