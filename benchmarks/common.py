@@ -22,7 +22,9 @@ import yaml
 
 from deqbench.datasets import ellipse_phantom, split_rng
 from deqbench.losses import build_loss, total_loss
-from deqbench.measure import PeakMemory, provenance, resolve_device, timed
+from deqbench.measure import PeakMemory, resolve_device, timed
+from deqbench.methods import import_model
+from deqbench.provenance import provenance
 from deqbench.tasks import Task, load_task, simulate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +43,11 @@ def ct_task(angles: int | None = None, images: int = 8) -> Task:
 
 def hyperparameters(method: str) -> dict:
     return yaml.safe_load((ROOT / "methods" / method / "method.yaml").read_text())["hyperparameters"]
+
+
+def build_method(method: str, hparams: dict, task) -> torch.nn.Module:
+    """The model of ``methods/<method>/model.py`` with these hyperparameters."""
+    return import_model(ROOT / "methods" / method).build(hparams, task)
 
 
 def fixed_iterations(count: int) -> dict:

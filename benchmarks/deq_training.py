@@ -30,10 +30,10 @@ from deepinv.optim.prior import RED
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
-    fixed_iterations, hyperparameters, in_fresh_processes, print_provenance, relative_difference, train_steps)
+    build_method, fixed_iterations, hyperparameters, in_fresh_processes, print_provenance, relative_difference,
+    train_steps)
 
-from deqbench.iterations import build_equilibrium, build_step  # noqa: E402
-from deqbench.solvers import ANDERSON_REGULARISATION  # noqa: E402
+from deqbench.blocks.solvers import ANDERSON_REGULARISATION  # noqa: E402
 from deqbench.tasks import initial_reconstruction  # noqa: E402
 
 ANGLES = (30, 60, 90, 180)
@@ -45,7 +45,7 @@ class DeepinvDEQ(torch.nn.Module):
 
     def __init__(self, task, hparams: dict, forward: dict, backward: dict, jacobian_free: bool):
         super().__init__()
-        self.step = build_step(hparams, task)
+        self.step = build_method("deq-id", {**hparams, "forward": forward, "backward": backward}, task).step
         denoiser = self.step.denoiser
         self.optimiser = GD(
             data_fidelity=L2(), prior=RED(denoiser=lambda x, sigma: denoiser(x)), stepsize=self.step.step,
@@ -74,7 +74,7 @@ def measure(kind: str, forward: dict | None, backward: dict | None, steps: int, 
             return DeepinvDEQ(task, hparams, forward, backward, jacobian_free=kind.endswith("jfb"))
     else:
         def build(task):
-            return build_equilibrium({**hparams, "forward": forward, "backward": backward}, task)
+            return build_method(method, {**hparams, "forward": forward, "backward": backward}, task)
     return train_steps(build, steps, angles)
 
 

@@ -16,9 +16,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import fixed_iterations, hyperparameters, in_fresh_processes, print_provenance, train_steps  # noqa: E402
-
-from deqbench.iterations import build_equilibrium, build_unrolled  # noqa: E402
+from common import (  # noqa: E402
+    build_method, fixed_iterations, hyperparameters, in_fresh_processes, print_provenance, train_steps)
 
 ITERATIONS = (5, 10, 20)
 
@@ -26,11 +25,11 @@ ITERATIONS = (5, 10, 20)
 def measure(kind: str, iterations: int, steps: int) -> dict:
     if kind == "unrolled":
         def build(task):
-            return build_unrolled({**hyperparameters("unrolled"), "iterations": iterations}, task)
+            return build_method("unrolled", {**hyperparameters("unrolled"), "iterations": iterations}, task)
     else:
         def build(task):
             solver = fixed_iterations(iterations)
-            return build_equilibrium({**hyperparameters("deq-id"), "forward": solver, "backward": solver}, task)
+            return build_method("deq-id", {**hyperparameters("deq-id"), "forward": solver, "backward": solver}, task)
     return train_steps(build, steps)
 
 

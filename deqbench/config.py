@@ -7,8 +7,6 @@ the key at fault.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import jsonschema
@@ -55,23 +53,6 @@ def validate(data: dict, schema_name: str, source: str | Path) -> dict:
 def load_validated(path: str | Path, schema_name: str) -> dict:
     """Load a YAML file and validate it against a named schema."""
     return validate(load_yaml(path), schema_name, path)
-
-
-def config_hash(*parts: object) -> str:
-    """Short, order-stable sha256 of JSON-serialisable parts (the provenance of a run)."""
-    blob = json.dumps(parts, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
-    """Hex digest of a file's bytes with a ``hashlib`` algorithm."""
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, algorithm).hexdigest()
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file's bytes."""
-    return file_digest(path)
 
 
 def has_path(settings: dict, path: str) -> bool:

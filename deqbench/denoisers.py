@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from deepinv.models import DnCNN
 
 from deqbench.measure import PeakMemory, timed
-from deqbench.methods import MethodError
+from deqbench.methods import MethodError, method_code
 from deqbench.tasks import Task
 from deqbench.training import seed_everything
 
@@ -73,7 +73,7 @@ def train_denoiser(model: torch.nn.Module, task: Task, settings: dict, seed: int
     batches = torch.Generator().manual_seed(seed)
     noise = torch.Generator(device).manual_seed(seed + 1)
     optimizer = torch.optim.Adam(denoiser.parameters(), lr=settings["lr"])
-    try:
+    with method_code("denoiser training"):
         before = denoising_error(denoiser, val, sigma, seed)
         history, step_times = [], []
         denoiser.train()
@@ -92,10 +92,6 @@ def train_denoiser(model: torch.nn.Module, task: Task, settings: dict, seed: int
                 history.append(loss.item())
         denoiser.eval()
         after = denoising_error(denoiser, val, sigma, seed)
-    except MethodError:
-        raise
-    except Exception as err:  # the denoiser is plug-in code
-        raise MethodError(f"denoiser training: {type(err).__name__}: {err}") from err
     return {
         "steps": settings["steps"],
         "batch_size": settings["batch_size"],

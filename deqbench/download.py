@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from deqbench.config import file_digest
+from deqbench.provenance import file_digest
 
 CHUNK = 1 << 20
 

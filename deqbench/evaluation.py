@@ -1,13 +1,5 @@
-"""Per-image quality, test time and memory of a reconstruction method.
-
-Metric convention (one, for every method and task): images are scored as real
-``H x W`` arrays (the modulus for MRI), the estimate is *not* clipped, and the data
-range is that of the ground truth, ``max(x) - min(x)`` (dival's convention):
-
-.. math::  \\mathrm{PSNR}(x, \\hat x) = 10 \\log_{10} \\frac{(\\max x - \\min x)^2}{\\tfrac1n\\|x - \\hat x\\|^2}
-
-SSIM is scikit-image's ``structural_similarity`` with the same data range and its
-defaults (7 x 7 uniform window, K1 = 0.01, K2 = 0.03).
+"""Per-image quality (PSNR and SSIM, :mod:`deqbench.metrics`), test time and memory of a
+reconstruction method.
 
 Test time is measured per image (batch of one) after ``warmup`` untimed passes, with
 CUDA synchronisation on GPU.
@@ -20,26 +12,15 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from deqbench.equivariance import equivariance_errors, rotation_angles
 from deqbench.measure import PeakMemory, timed
+from deqbench.metrics import psnr, ssim
 from deqbench.tasks import Task, magnitude
 from deqbench.training import check_output
 
 SCORED_SPLITS = ("test", "ood")
-
-
-def data_range(truth: np.ndarray) -> float:
-    return float(truth.max() - truth.min())
-
-
-def psnr(truth: np.ndarray, estimate: np.ndarray) -> float:
-    return float(peak_signal_noise_ratio(truth, estimate, data_range=data_range(truth)))
-
-
-def ssim(truth: np.ndarray, estimate: np.ndarray) -> float:
-    return float(structural_similarity(truth, estimate, data_range=data_range(truth)))
+IMAGE_COLUMNS = ["split", "image", "psnr", "ssim", "seconds"]  # of every per-image row
 
 
 @torch.no_grad()

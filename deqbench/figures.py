@@ -1,7 +1,7 @@
 """The report's figures, each written as PNG and SVG (matplotlib / seaborn).
 
 Every function takes the leaderboard table, with every column of
-:data:`deqbench.report.COLUMNS` (and, where it needs pictures, the saved
+:data:`deqbench.leaderboard.COLUMNS` (and, where it needs pictures, the saved
 sample reconstructions keyed by ``(task, method, loss)``), draws whatever exists and
 says in the figure what is missing, so that a partial benchmark still renders.
 """
@@ -21,7 +21,8 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
-from deqbench.evaluation import psnr  # noqa: E402
+from deqbench import leaderboard  # noqa: E402
+from deqbench.metrics import psnr  # noqa: E402
 from deqbench.statistics import pareto_front  # noqa: E402
 from deqbench.tasks import magnitude  # noqa: E402
 
@@ -76,7 +77,7 @@ def ok_rows(table: pd.DataFrame, task: str | None = None) -> pd.DataFrame:
 def task_columns(table: pd.DataFrame, width: float, height: float, rows: int = 1):
     """The table's tasks and a figure with one column of ``rows`` panels per task (one
     column when there is no task)."""
-    tasks = sorted(table["task"].dropna().unique())
+    tasks = leaderboard.tasks_of(table)
     columns = max(len(tasks), 1)
     figure, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows), squeeze=False)
     return tasks, figure, axes
@@ -97,9 +98,9 @@ def quality_figure(table: pd.DataFrame, stem: str | Path) -> tuple[Path, Path]:
         for column, task in enumerate(tasks):
             here = table[(table["task"] == task) & (table["status"] != "invalid")]
             names = sorted(here["name"].dropna().unique())
-            for row, (metric, label) in enumerate((("psnr", "PSNR (dB)"), ("ssim", "SSIM"))):
-                axis = axes[row, column]
-                for offset, loss in zip((-0.2, 0.0, 0.2), ("sup", "ei", "none")):
+            for row, metric in enumerate(("psnr", "ssim")):
+                axis, label = axes[row, column], leaderboard.label(metric)
+                for offset, loss in zip((-0.2, 0.0, 0.2), LOSS_MARKERS):
                     runs = here[here["loss"] == loss]
                     shown = runs[(runs["status"] == "ok") & runs[metric].notna()]
                     x = [names.index(n) + offset for n in shown["name"]]
@@ -126,7 +127,7 @@ def quality_figure(table: pd.DataFrame, stem: str | Path) -> tuple[Path, Path]:
 def cost_figure(table: pd.DataFrame, stem: str | Path) -> tuple[Path, Path]:
     """PSNR against each cost, per task; the Pareto front (cheaper and better than every
     other point) is the dashed line. Runs without that cost are left out and counted."""
-    tasks = sorted(table["task"].dropna().unique())
+    tasks = leaderboard.tasks_of(table)
     colors = method_colors(table)
     rows = ok_rows(table).assign(peak_mb=lambda t: t[["train_peak_mb", "test_peak_mb"]].max(axis=1))
     with style():
@@ -148,7 +149,7 @@ def cost_figure(table: pd.DataFrame, stem: str | Path) -> tuple[Path, Path]:
                 missing = len(here) - len(shown)
                 axis.set_title(f"{task}" + (f" ({missing} without this cost)" if missing else ""), fontsize=9)
                 axis.set_xlabel(label)
-                axis.set_ylabel("PSNR (dB)")
+                axis.set_ylabel(leaderboard.label("psnr"))
         if not tasks:
             note(axes[0, 0], "no results")
         handles = [plt.Line2D([], [], color=color, marker="o", linestyle="", label=name)
@@ -230,10 +231,9 @@ def reconstruction_figure(table: pd.DataFrame, samples: dict[tuple, dict], task:
     """Ground truth, input and every ok run of ``task`` under ``loss`` (and the reference
     rows) on the saved test images, best PSNR first, each with its error map below
     (same colour scale across a row, set by the input's error)."""
-    here = ok_rows(table, task)
-    here = here[here["loss"].isin([loss, "none"])]
+    here = leaderboard.section(table, task, loss)
     runs = [(entry_label(r), samples[(task, r["method"], r["loss"])]) for _, r in
-            here.sort_values("psnr", ascending=False).iterrows()
+            here[here["status"] == "ok"].iterrows()
             if samples.get((task, r["method"], r["loss"]), {}).get("estimate") is not None]
     with style(), plt.rc_context({"axes.grid": False}):
         if not runs:

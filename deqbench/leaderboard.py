@@ -5,6 +5,9 @@ Quality is the mean over test images with a 95% Student-t confidence interval,
 the held-out real images and ``equivariance_error`` the mean relative error under
 rotations (:mod:`deqbench.equivariance`). A method that failed, whose folder is
 invalid, or that does not support a loss still gets its row, with the reason.
+
+This module owns the table's columns, their labels, the status order and the sections
+(task x loss) that the Markdown, the report page and its figures show.
 """
 
 from __future__ import annotations
@@ -16,22 +19,59 @@ import pandas as pd
 from scipy import stats
 from tabulate import tabulate
 
-from deqbench.io import read_json
+from deqbench.io import read_json, write_bytes_atomic
 from deqbench.losses import LOSSES
-
-TABLE_COLUMNS = {
-    "name": "method", "family": "family", "psnr": "PSNR (dB)", "ssim": "SSIM",
-    "ood_psnr": "OOD PSNR", "equivariance_error": "equiv. error", "test_ms": "test ms/img",
-    "train_min": "train min", "tune_min": "tune min",
-    "train_peak_mb": "train MB", "test_peak_mb": "test MB",
-    "fp_forward_iterations": "fwd its", "train_fp_backward_iterations": "bwd its (train)",
-    "fixed_point_warning": "cap hits (train)", "status": "status",
-}
-
+from deqbench.methods import load_method
+from deqbench.provenance import code_fingerprint
 
 SUMMARY_COLUMNS = ["task", "loss", "method", "name", "family", "status", "reason",
-                   "psnr", "psnr_ci95", "ssim", "ssim_ci95", "ood_psnr", "n_test"]
+                   "psnr", "psnr_ci95", "ssim", "ssim_ci95", "ood_psnr", "n_test"]  # the CSV's first columns
+COLUMNS = [*SUMMARY_COLUMNS, "equivariance_error", "test_ms", "train_min", "tune_min",
+           "train_peak_mb", "test_peak_mb"]  # every column a reader may rely on
+MARKDOWN_COLUMNS = ["name", "family", "psnr", "ssim", "ood_psnr", "equivariance_error", "test_ms",
+                    "train_min", "tune_min", "train_peak_mb", "test_peak_mb", "fp_forward_iterations",
+                    "train_fp_backward_iterations", "fixed_point_warning", "status"]
+LABELS = {
+    "name": "method", "loss": "loss", "family": "family", "psnr": "PSNR (dB)", "ssim": "SSIM",
+    "ood_psnr": "OOD PSNR (dB)", "equivariance_error": "equiv. error", "test_ms": "test ms/img",
+    "train_min": "train min", "tune_min": "tune min", "train_peak_mb": "train peak MB",
+    "test_peak_mb": "test peak MB", "fixed_point_warning": "train steps at cap", "status": "status",
+}
 STATUS_ORDER = {"ok": 0, "failed": 1, "stale": 2, "not applicable": 3, "invalid": 4}
+
+
+def label(column: str) -> str:
+    """A column's header; a fixed-point statistic's is its name without ``fp_``."""
+    return LABELS.get(column, column.replace("fp_", "").replace("_", " "))
+
+
+def with_all_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with every column of :data:`COLUMNS` (NaN where no run recorded it)."""
+    return table.reindex(columns=list(dict.fromkeys([*table.columns, *COLUMNS])))
+
+
+def ordered(rows: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
+    """``rows`` sorted by ``by``, then by :data:`STATUS_ORDER` (unknown statuses last),
+    then best PSNR first."""
+    order = rows["status"].map(STATUS_ORDER).fillna(len(STATUS_ORDER))
+    return (rows.assign(_order=order)
+            .sort_values([*by, "_order", "psnr"], ascending=[True] * (len(by) + 1) + [False])
+            .drop(columns="_order"))
+
+
+def tasks_of(table: pd.DataFrame) -> list[str]:
+    return sorted(table["task"].dropna().unique())
+
+
+def sections(table: pd.DataFrame) -> list[tuple[str, str]]:
+    """Every (task, loss) section of the table, in display order."""
+    return [(task, loss) for task in tasks_of(table) for loss in LOSSES]
+
+
+def section(table: pd.DataFrame, task: str, loss: str) -> pd.DataFrame:
+    """The rows of one section: the task's rows under ``loss``, its reference rows (loss
+    ``none``, which train nothing) and its invalid methods (no loss), :func:`ordered`."""
+    return ordered(table[(table["task"] == task) & table["loss"].fillna("").isin([loss, "none", ""])])
 
 
 def mean_ci(values) -> tuple[float, float]:
@@ -80,47 +120,57 @@ def run_row(run: dict, images: pd.DataFrame) -> dict:
     return row
 
 
-def placeholder(task: str, loss: str, method: str, spec: dict, status: str, reason: str) -> dict:
-    return {"task": task, "loss": loss, "method": method, "name": spec.get("name", method),
-            "family": spec.get("family", ""), "status": status, "reason": reason}
+def placeholder(task: str, loss: str, method: str, definition: dict, status: str, reason: str) -> dict:
+    return {"task": task, "loss": loss, "method": method, "name": definition.get("name", method),
+            "family": definition.get("family", ""), "status": status, "reason": reason}
 
 
-def unsupported(spec: dict) -> str:
+def unsupported(definition: dict) -> str:
     """Why a method has no row under a loss it does not list."""
-    why = " (its denoiser is trained on clean images)" if spec.get("training") == "denoiser" else ""
-    return f"supports only: {', '.join(spec['losses'])}{why}"
+    why = " (its denoiser is trained on clean images)" if definition.get("training") == "denoiser" else ""
+    return f"supports only: {', '.join(definition['losses'])}{why}"
+
+
+def staleness(run: dict, fingerprints: dict[str, str], code: str) -> str | None:
+    """Why ``run`` was computed by other code than the current one, or ``None``."""
+    if run.get("method_sha256") != fingerprints.get(run["method"]):
+        return "computed from an older version of the method; rerun it"
+    if run.get("code_sha256") != code:
+        return "computed by an older version of the benchmark's code (deqbench.provenance); rerun it"
+    return None
 
 
 def build(run_files: list[str | Path], tasks: list[str], methods: dict[str, dict],
-          invalid: dict[str, str], fingerprints: dict[str, str]) -> pd.DataFrame:
+          invalid: dict[str, str], fingerprints: dict[str, str], code: str) -> pd.DataFrame:
     """All leaderboard rows.
 
     ``methods`` maps folder to its ``method.yaml`` content, ``fingerprints`` to the hash
-    of its current sources: a run made from other sources is shown as ``stale``, with no
+    of its current sources, ``code`` is the hash of the package code that computes
+    results: a run made from other sources or code is shown as ``stale``, with no
     metrics, rather than mixed in.
     """
     rows = []
     for path in run_files:
         run = read_json(path)
-        if run.get("method_sha256") != fingerprints.get(run["method"]):
+        reason = staleness(run, fingerprints, code)
+        if reason:
             rows.append(placeholder(run["task"], run["loss"], run["method"], methods.get(run["method"], {}),
-                                    "stale", "computed from an older version of the method; rerun it"))
+                                    "stale", reason))
             continue
         rows.append(run_row(run, pd.read_csv(Path(path).with_name("images.csv"))))
     for task in tasks:
-        for method, spec in methods.items():
-            if task not in spec.get("tasks", [task]):
+        for method, definition in methods.items():
+            if task not in definition.get("tasks", [task]):
                 continue
             for loss in LOSSES:
-                if spec["losses"] != ["none"] and loss not in spec["losses"]:
-                    rows.append(placeholder(task, loss, method, spec, "not applicable", unsupported(spec)))
+                if definition["losses"] != ["none"] and loss not in definition["losses"]:
+                    rows.append(placeholder(task, loss, method, definition, "not applicable",
+                                            unsupported(definition)))
         for method, reason in invalid.items():
             rows.append(placeholder(task, "", method, {}, "invalid", reason))
     table = pd.DataFrame(rows)
     table = table.reindex(columns=list(dict.fromkeys([*SUMMARY_COLUMNS, *table.columns])))
-    table["_order"] = table["status"].map(STATUS_ORDER)
-    table = table.sort_values(["task", "loss", "_order", "psnr"], ascending=[True, True, True, False])
-    return table.drop(columns="_order").reset_index(drop=True)
+    return ordered(table, ("task", "loss")).reset_index(drop=True)
 
 
 def fmt_ci(mean: float, half: float, digits: int) -> str:
@@ -134,17 +184,26 @@ def markdown(table: pd.DataFrame) -> str:
     parts = ["# Leaderboard\n",
              "Mean over test images ± 95% confidence half-width. Times and memory compare "
              "only within one machine.\n"]
-    for task in sorted(table["task"].dropna().unique()):
-        here = table[table["task"] == task]
-        for loss in LOSSES:
-            rows = here[here["loss"].isin([loss, "none", ""])].copy()
-            rows = rows.sort_values(["status", "psnr"], key=lambda c: c.map(STATUS_ORDER) if c.name == "status" else -c)
-            rows["psnr"] = [fmt_ci(m, h, 2) for m, h in zip(rows["psnr"], rows["psnr_ci95"])]
-            rows["ssim"] = [fmt_ci(m, h, 3) for m, h in zip(rows["ssim"], rows["ssim_ci95"])]
-            rows["status"] = [s if s == "ok" else f"{s}: {r}" for s, r in zip(rows["status"], rows["reason"])]
-            shown = rows[[c for c in TABLE_COLUMNS if c in rows]].rename(columns=TABLE_COLUMNS)
-            parts.append(f"\n## {task}, loss `{loss}`\n\n")
-            parts.append(tabulate(shown, headers="keys", tablefmt="github", showindex=False,
-                                  floatfmt=".2f", missingval=""))
-            parts.append("\n")
+    for task, loss in sections(table):
+        rows = section(table, task, loss)
+        rows["psnr"] = [fmt_ci(m, h, 2) for m, h in zip(rows["psnr"], rows["psnr_ci95"])]
+        rows["ssim"] = [fmt_ci(m, h, 3) for m, h in zip(rows["ssim"], rows["ssim_ci95"])]
+        rows["status"] = [s if s == "ok" else f"{s}: {r}" for s, r in zip(rows["status"], rows["reason"])]
+        shown = rows[[c for c in MARKDOWN_COLUMNS if c in rows]].rename(columns=label)
+        parts.append(f"\n## {task}, loss `{loss}`\n\n")
+        parts.append(tabulate(shown, headers="keys", tablefmt="github", showindex=False,
+                              floatfmt=".2f", missingval=""))
+        parts.append("\n")
     return "".join(parts)
+
+
+def write(run_files: list[str], task_names: list[str], method_dirs: list[str],
+          invalid: dict[str, str], out_csv: str, out_md: str) -> None:
+    """Aggregate the runs; a run computed by an older version of its method or of the
+    package code is marked stale."""
+    methods = {Path(d).name: load_method(d) for d in method_dirs}
+    fingerprints = {name: method.fingerprint() for name, method in methods.items()}
+    table = build(run_files, task_names, {n: m.definition for n, m in methods.items()}, invalid, fingerprints,
+                  code_fingerprint())
+    write_bytes_atomic(table.to_csv(index=False).encode(), out_csv)
+    write_bytes_atomic(markdown(table).encode(), out_md)

@@ -1,4 +1,4 @@
-"""Time, memory, device and provenance.
+"""Time, memory and device.
 
 Peak memory is ``torch.cuda.max_memory_allocated`` on GPU. On CPU it is the peak
 resident set size of the process *above its size when the region started*: the
@@ -10,21 +10,13 @@ read from ``VmHWM``; where that is not possible, the process-lifetime
 from __future__ import annotations
 
 import os
-import platform
 import resource
-import subprocess
-import sys
 import time
 from contextlib import contextmanager
-from importlib import metadata
 
 import torch
 
-from deqbench.config import ROOT
 from deqbench.gpus import claim_gpu
-
-LIBRARIES = ("torch", "deepinv", "numpy", "scikit-image", "snakemake")
-
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` picks CUDA when present, on a GPU of its own (:func:`deqbench.gpus.claim_gpu`);
@@ -99,31 +91,3 @@ def timed(device: torch.device):
     yield box
     synchronize(device)
     box["seconds"] = time.perf_counter() - start
-
-
-def git_commit() -> str:
-    """HEAD of the benchmark repository, ``+dirty`` when tracked files changed."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True,
-                              text=True, check=False).stdout.strip()
-    commit = git("rev-parse", "HEAD") or "unknown"
-    return commit + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
-
-
-def provenance(device: torch.device) -> dict:
-    """Where and with what a result was computed."""
-    versions = {}
-    for lib in LIBRARIES:
-        try:
-            versions[lib] = metadata.version(lib)
-        except metadata.PackageNotFoundError:
-            versions[lib] = "absent"
-    return {
-        "git_commit": git_commit(),
-        "python": sys.version.split()[0],
-        "versions": versions,
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})",
-        "threads": torch.get_num_threads(),
-        "hostname": platform.node(),
-        "pid_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-    }

@@ -21,27 +21,46 @@ whose ``hyperparameters`` have that path (the paper profile's DnCNN-17 denoisers
 from __future__ import annotations
 
 import importlib.util
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import torch
 
-from deqbench.config import ConfigError, config_hash, file_sha256, has_path, load_validated, set_path
+from deqbench.config import ConfigError, has_path, load_validated, set_path
+from deqbench.provenance import config_hash, file_digest
 
 
 class MethodError(RuntimeError):
     """A method's own code failed: recorded as a failed run, the benchmark goes on."""
 
 
+@contextmanager
+def method_code(doing: str):
+    """Run code that calls a method's own code: a :class:`MethodError` passes through, any
+    other exception (a plug-in may raise anything) becomes one that says what was being done."""
+    try:
+        yield
+    except MethodError:
+        raise
+    except Exception as err:
+        raise MethodError(f"{doing}: {type(err).__name__}: {err}") from err
+
+
 @dataclass(frozen=True)
 class Method:
     name: str
     folder: Path
-    spec: dict
+    definition: dict  # the validated method.yaml, shared hyperparameters set
 
     @property
     def losses(self) -> list[str]:
-        return self.spec["losses"]
+        return self.definition["losses"]
+
+    @property
+    def hyperparameters(self) -> dict:
+        return self.definition.get("hyperparameters", {})
 
     @property
     def trainable(self) -> bool:
@@ -50,15 +69,15 @@ class Method:
     @property
     def training(self) -> str:
         """``end-to-end`` (under the run's loss) or ``denoiser`` (:mod:`deqbench.denoisers`)."""
-        return self.spec.get("training", "end-to-end")
+        return self.definition.get("training", "end-to-end")
 
     @property
     def tuning(self) -> dict[str, list]:
         """Candidate values of the hyperparameters chosen on validation (:mod:`deqbench.tuning`)."""
-        return self.spec.get("tuning", {})
+        return self.definition.get("tuning", {})
 
     def supports(self, task: str) -> bool:
-        return task in self.spec.get("tasks", [task])
+        return task in self.definition.get("tasks", [task])
 
     @property
     def sources(self) -> list[Path]:
@@ -67,24 +86,24 @@ class Method:
 
     def fingerprint(self) -> str:
         """Hash of every source file's name and content: changes when the method is edited."""
-        return config_hash(*[(str(p.relative_to(self.folder)), file_sha256(p)) for p in self.sources])
+        return config_hash(*[(str(p.relative_to(self.folder)), file_digest(p)) for p in self.sources])
 
 
 def load_method(folder: str | Path, shared: dict | None = None) -> Method:
     """Validate one method folder and set the ``shared`` hyperparameters it has; raises
     :class:`ConfigError` naming file and key."""
     folder = Path(folder)
-    spec = load_validated(folder / "method.yaml", "method")
+    definition = load_validated(folder / "method.yaml", "method")
     if not (folder / "model.py").is_file():
         raise ConfigError(f"{folder / 'model.py'}: file not found")
-    hyperparameters = spec.get("hyperparameters", {})
+    hyperparameters = definition.get("hyperparameters", {})
     for path, value in (shared or {}).items():
         if has_path(hyperparameters, path):
             try:
                 set_path(hyperparameters, path, value)
             except ConfigError as err:
                 raise ConfigError(f"config hyperparameters: {err} of {folder / 'method.yaml'}") from None
-    return Method(name=folder.name, folder=folder, spec=spec)
+    return Method(name=folder.name, folder=folder, definition=definition)
 
 
 def discover(methods_dir: str | Path, shared: dict | None = None) -> tuple[dict[str, Method], dict[str, str]]:
@@ -100,10 +119,19 @@ def discover(methods_dir: str | Path, shared: dict | None = None) -> tuple[dict[
         except ConfigError as err:
             invalid[folder.name] = str(err)
     for path in shared or {}:
-        if not any(has_path(m.spec.get("hyperparameters", {}), path) for m in valid.values()):
+        if not any(has_path(m.hyperparameters, path) for m in valid.values()):
             raise ConfigError(f"config hyperparameters: '{path}' is a hyperparameter of no method "
                               f"in {methods_dir}")
     return valid, invalid
+
+
+def import_model(folder: str | Path) -> ModuleType:
+    """The module of a method folder's ``model.py``."""
+    path = Path(folder) / "model.py"
+    module_spec = importlib.util.spec_from_file_location(f"deqbench_method_{Path(folder).name}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
 
 
 def build_model(method: Method, task, device: str | torch.device = "cpu",
@@ -114,14 +142,9 @@ def build_model(method: Method, task, device: str | torch.device = "cpu",
     when absent; they override ``hyperparameters``.
     """
     path = method.folder / "model.py"
-    try:
-        module_spec = importlib.util.spec_from_file_location(f"deqbench_method_{method.name}", path)
-        module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
+    with method_code(f"{path}: build failed"):
         first = {name: values[0] for name, values in method.tuning.items()}
-        model = module.build({**method.spec.get("hyperparameters", {}), **first, **(chosen or {})}, task)
-    except Exception as err:  # a plug-in may raise anything; the run records it
-        raise MethodError(f"{path}: build failed: {type(err).__name__}: {err}") from err
+        model = import_model(method.folder).build({**method.hyperparameters, **first, **(chosen or {})}, task)
     if not isinstance(model, torch.nn.Module):
         raise MethodError(f"{path}: build returned {type(model).__name__}, not a torch.nn.Module")
     return model.to(device)

@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from deqbench.leaderboard import STATUS_ORDER
-from deqbench.losses import LOSSES
+from deqbench import figures, leaderboard
+from deqbench.evaluation import IMAGE_COLUMNS
+from deqbench.io import load_torch, read_json, write_bytes_atomic
 from deqbench.statistics import compare_entries, ranks
 
 SUMMARY_FIGURES = {
@@ -37,13 +38,13 @@ SUMMARY_FIGURES = {
 }
 RECONSTRUCTION_CAPTION = ("Fixed test images: ground truth, input (FBP / zero-filled) and every run, "
                           "best PSNR first, with the absolute error below on the scale of the input's error.")
-COLUMNS = ["task", "loss", "method", "name", "family", "status", "reason", "psnr", "psnr_ci95", "ssim",
-           "ssim_ci95", "ood_psnr", "equivariance_error", "test_ms", "train_min", "tune_min",
-           "train_peak_mb", "test_peak_mb"]
 MISSING = '<td class="gap" title="not recorded for this run" data-sort="">n/a</td>'
 NOT_APPLICABLE = '<td class="na" title="does not apply to this run" data-sort="">&ndash;</td>'
 EMPTY = '<td data-sort=""></td>'
-FIXED_POINT_TRAINING = {"fixed_point_warning": "train steps at cap"}
+METRICS = [("psnr", 2, "psnr_ci95"), ("ssim", 3, "ssim_ci95"), ("ood_psnr", 2, None),
+           ("equivariance_error", 3, None), ("test_ms", 1, None), ("train_min", 2, None),
+           ("tune_min", 2, None), ("train_peak_mb", 1, None), ("test_peak_mb", 1, None)]  # column, digits, CI
+CAP_HITS = "fixed_point_warning"  # training steps whose fixed-point solve stopped at its cap
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1600px;padding:1em 2em;color:#222}
@@ -82,11 +83,6 @@ document.querySelectorAll("table.sortable th").forEach(function (th, column) {
 """
 
 
-def with_all_columns(table: pd.DataFrame) -> pd.DataFrame:
-    """The leaderboard with every column the report reads (NaN where no run recorded it)."""
-    return table.reindex(columns=list(dict.fromkeys([*table.columns, *COLUMNS])))
-
-
 def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
@@ -100,14 +96,6 @@ def entry_id(row: pd.Series) -> str:
     return f"{row['method']}/{row['loss']}"
 
 
-def section_rows(table: pd.DataFrame, task: str, loss: str) -> pd.DataFrame:
-    """The rows of one leaderboard section (this loss, plus those trained under none),
-    rows with results first, best PSNR first."""
-    rows = table[(table["task"] == task) & table["loss"].fillna("").isin([loss, "none", ""])]
-    order = rows["status"].map(STATUS_ORDER).fillna(len(STATUS_ORDER))
-    return rows.assign(_order=order).sort_values(["_order", "psnr"], ascending=[True, False]).drop(columns="_order")
-
-
 def section_comparisons(rows: pd.DataFrame, images: pd.DataFrame, seed: int) -> pd.DataFrame:
     """Paired comparisons between the ok rows of one section on their test images."""
     ok = rows.loc[rows["status"] == "ok", ["task", "method", "loss"]]
@@ -119,7 +107,7 @@ def section_comparisons(rows: pd.DataFrame, images: pd.DataFrame, seed: int) -> 
 def expected(column: str, row: pd.Series) -> bool:
     """Whether a run with results should have recorded ``column``: training columns for
     trained runs, fixed-point columns for DEQs, tuning time never (few methods tune)."""
-    if column in FIXED_POINT_TRAINING or column.startswith("train_fp_"):
+    if column == CAP_HITS or column.startswith("train_fp_"):
         return row["family"] == "deq" and row["loss"] != "none"
     if column in ("train_min", "train_peak_mb"):
         return row["loss"] != "none"
@@ -129,8 +117,7 @@ def expected(column: str, row: pd.Series) -> bool:
 
 
 def number_cell(value: object, digits: int, half: object = None) -> str:
-    text = f"{value:.{digits}f}" + (f" ± {half:.{digits}f}" if present(half) else "")
-    return f'<td data-sort="{value}">{text}</td>'
+    return f'<td data-sort="{value}">{leaderboard.fmt_ci(value, half, digits)}</td>'
 
 
 def iteration_cell(row: pd.Series, column: str) -> str:
@@ -167,24 +154,19 @@ def metric_cell(row: pd.Series, column: str, digits: int, half: str | None) -> s
 def leaderboard_table(rows: pd.DataFrame, rank: dict[str, int]) -> str:
     """One sortable table; metric cells of rows that are not ok are left empty."""
     fixed_point = sorted(c for c in rows.columns if re.fullmatch(r"(train_)?fp_\w+_iterations", c))
-    fixed_point += [c for c in FIXED_POINT_TRAINING if c in rows]
-    metrics = [("psnr", "PSNR (dB)", 2, "psnr_ci95"), ("ssim", "SSIM", 3, "ssim_ci95"),
-               ("ood_psnr", "OOD PSNR (dB)", 2, None), ("equivariance_error", "equiv. error", 3, None),
-               ("test_ms", "test ms/img", 1, None), ("train_min", "train min", 2, None),
-               ("tune_min", "tune min", 2, None), ("train_peak_mb", "train peak MB", 1, None),
-               ("test_peak_mb", "test peak MB", 1, None)]
-    metrics += [(c, FIXED_POINT_TRAINING.get(c, c.replace("fp_", "").replace("_", " ")),
-                 0 if c in FIXED_POINT_TRAINING else 1, None) for c in fixed_point if rows[c].notna().any()]
-    headers = ["rank", "method", "loss", "family"] + [label for _, label, _, _ in metrics] + ["status"]
-    head = "".join(f'<th class="{"text" if h in ("method", "loss", "family", "status") else ""}">'
-                   f"{esc(h)}</th>" for h in headers)
+    fixed_point += [CAP_HITS] if CAP_HITS in rows else []
+    metrics = METRICS + [(c, 0 if c == CAP_HITS else 1, None) for c in fixed_point if rows[c].notna().any()]
+    columns = ["name", "loss", "family", *(column for column, _, _ in metrics), "status"]
+    head = '<th class="">rank</th>' + "".join(
+        f'<th class="{"text" if c in ("name", "loss", "family", "status") else ""}">{esc(leaderboard.label(c))}</th>'
+        for c in columns)
     body = []
     for _, row in rows.iterrows():
         place = rank.get(entry_id(row))
         cells = [f'<td data-sort="{place}">{place}</td>' if place else EMPTY,
                  text_cell(row["name"], f'<a href="../../methods/{esc(row["method"])}/">{esc(row["name"])}</a>'),
                  text_cell(row["loss"]), text_cell(row["family"])]
-        cells += [metric_cell(row, column, digits, half) for column, _, digits, half in metrics]
+        cells += [metric_cell(row, column, digits, half) for column, digits, half in metrics]
         body.append(f'<tr class="{esc(row["status"].replace(" ", "-"))}">{"".join(cells)}{status_cell(row)}</tr>')
     return (f'<div class="scroll"><table class="sortable"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table></div>')
@@ -263,24 +245,22 @@ def render(table: pd.DataFrame, images: pd.DataFrame, figures: dict[str, Path], 
     ``psnr``); ``figures``: PNG path by name (``quality``, ``cost``, ``equivariance``,
     ``convergence`` and ``reconstructions_<task>_<loss>``).
     """
-    tasks = sorted(table["task"].dropna().unique())
     sections, nav, all_comparisons = [], [], []
-    for task in tasks:
-        for loss in LOSSES:
-            rows = section_rows(table, task, loss)
-            comparisons = section_comparisons(rows, images, seed)
-            all_comparisons.append(comparisons.assign(task=task, loss=loss))
-            rank = ranks(comparisons, [entry_id(r) for _, r in rows.iterrows()
-                                       if r["status"] == "ok" and present(r["psnr"])])
-            anchor = f"{task}-{loss}"
-            nav.append(f'<a href="#{esc(anchor)}">{esc(task)}, {esc(loss)}</a>')
-            recon = figures.get(f"reconstructions_{task}_{loss}")
-            sections.append(
-                f'<h2 id="{esc(anchor)}">{esc(task)}, loss <code>{esc(loss)}</code></h2>'
-                f"{winners(rows, rank)}{leaderboard_table(rows, rank)}"
-                "<h3>Paired comparisons (PSNR difference, row minus column, dB)</h3>"
-                f"{comparison_matrix(rows, comparisons)}"
-                + (f"<h3>Reconstructions</h3>{figure_block(recon, RECONSTRUCTION_CAPTION)}" if recon else ""))
+    for task, loss in leaderboard.sections(table):
+        rows = leaderboard.section(table, task, loss)
+        comparisons = section_comparisons(rows, images, seed)
+        all_comparisons.append(comparisons.assign(task=task, loss=loss))
+        rank = ranks(comparisons, [entry_id(r) for _, r in rows.iterrows()
+                                   if r["status"] == "ok" and present(r["psnr"])])
+        anchor = f"{task}-{loss}"
+        nav.append(f'<a href="#{esc(anchor)}">{esc(task)}, {esc(loss)}</a>')
+        recon = figures.get(f"reconstructions_{task}_{loss}")
+        sections.append(
+            f'<h2 id="{esc(anchor)}">{esc(task)}, loss <code>{esc(loss)}</code></h2>'
+            f"{winners(rows, rank)}{leaderboard_table(rows, rank)}"
+            "<h3>Paired comparisons (PSNR difference, row minus column, dB)</h3>"
+            f"{comparison_matrix(rows, comparisons)}"
+            + (f"<h3>Reconstructions</h3>{figure_block(recon, RECONSTRUCTION_CAPTION)}" if recon else ""))
     summary = "".join(f'<h3>{esc(name.capitalize())}</h3>{figure_block(figures[name], caption)}'
                       for name, caption in SUMMARY_FIGURES.items() if name in figures)
     devices = ", ".join(distinct(table, "device"))
@@ -302,3 +282,31 @@ the 95% paired bootstrap interval of their PSNR difference on the same test imag
 </body></html>
 """
     return page, pd.concat(all_comparisons, ignore_index=True) if all_comparisons else pd.DataFrame()
+
+
+def write(leaderboard_csv: str, run_files: list[str], seed: int, figures_dir: str,
+          out_html: str, out_comparisons: str) -> None:
+    """The report page, its figures and the paired comparisons, from the leaderboard and
+    each run's per-image results and sample reconstructions (only ``ok`` rows are drawn)."""
+    table = leaderboard.with_all_columns(pd.read_csv(leaderboard_csv))
+    frames, samples = [pd.DataFrame(columns=["task", "method", "loss", *IMAGE_COLUMNS])], {}
+    for path in run_files:
+        run = read_json(path)
+        key = (run["task"], run["method"], run["loss"])
+        frames.append(pd.read_csv(Path(path).with_name("images.csv")).assign(
+            task=key[0], method=key[1], loss=key[2]))
+        samples[key] = load_torch(Path(path).with_name("recons.pt"))
+    images = pd.concat(frames, ignore_index=True)
+    stems = {name: Path(figures_dir) / name for name in SUMMARY_FIGURES}
+    pngs = {
+        "quality": figures.quality_figure(table, stems["quality"])[0],
+        "cost": figures.cost_figure(table, stems["cost"])[0],
+        "equivariance": figures.equivariance_figure(table, stems["equivariance"])[0],
+        "convergence": figures.convergence_figure(table, samples, stems["convergence"])[0],
+    }
+    for task, loss in leaderboard.sections(table):
+        name = f"reconstructions_{task}_{loss}"
+        pngs[name] = figures.reconstruction_figure(table, samples, task, loss, Path(figures_dir) / name)[0]
+    page, comparisons = render(table, images, pngs, seed)
+    write_bytes_atomic(comparisons.to_csv(index=False).encode(), out_comparisons)
+    write_bytes_atomic(page.encode(), out_html)

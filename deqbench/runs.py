@@ -1,4 +1,8 @@
-"""The benchmark's jobs, one function per Snakemake rule (the rule scripts only call these).
+"""The jobs that compute results, one function per Snakemake rule (the rule scripts only
+call these): prepare a dataset, simulate a task, train, tune and evaluate a run, measure a
+scaling point. The jobs that summarise results live with what they write
+(:func:`deqbench.leaderboard.write`, :func:`deqbench.report.write`,
+:func:`deqbench.scaling.write_summary`).
 
 A *run* is one method trained under one loss on one task. Its failures in the
 method's own code are recorded (``status: failed`` and the reason) and the benchmark
@@ -7,25 +11,24 @@ goes on; infrastructure errors (missing data, bad config) raise.
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from deqbench import datasets, evaluation, figures, leaderboard, report, scaling, tasks, tuning
-from deqbench.config import config_hash, file_sha256
+from deqbench import datasets, evaluation, scaling, tasks, tuning
+from deqbench.provenance import code_fingerprint, config_hash, file_digest, provenance
 from deqbench.denoisers import train_denoiser
 from deqbench.io import load_torch, read_json, save_torch, write_bytes_atomic, write_json
 from deqbench.losses import LOSSES
-from deqbench.measure import provenance, resolve_device
-from deqbench.methods import Method, MethodError, build_model, load_method
+from deqbench.measure import resolve_device
+from deqbench.methods import Method, MethodError, build_model, load_method, method_code
 from deqbench.samples import sample_reconstructions
 from deqbench.training import train
-
-IMAGE_COLUMNS = ["split", "image", "psnr", "ssim", "seconds"]
-
 
 def prepare_dataset(dataset_dir: str, overrides: dict, seed: int, out_data: str, out_manifest: str) -> None:
     """Generate a dataset and record its sha256 and shapes."""
@@ -34,7 +37,7 @@ def prepare_dataset(dataset_dir: str, overrides: dict, seed: int, out_data: str,
     save_torch(splits, out_data)
     write_json({
         "name": spec["name"], "source": spec["source"], "licence": spec["licence"],
-        "image_size": spec["image_size"], "seed": seed, "sha256": file_sha256(out_data),
+        "image_size": spec["image_size"], "seed": seed, "sha256": file_digest(out_data),
         "splits": {split: list(images.shape) for split, images in splits.items()},
     }, out_manifest)
 
@@ -47,21 +50,33 @@ def simulate_task(task_cfg: dict, data: str, ood_data: str | None, seed: int,
         images["ood"] = next(iter(load_torch(ood_data).values()))
     simulated = tasks.simulate(task_cfg, images, seed)
     save_torch(simulated, out_task)
-    write_json({"config": task_cfg, "seed": seed, "sha256": file_sha256(out_task),
+    write_json({"config": task_cfg, "seed": seed, "sha256": file_digest(out_task),
                 "splits": {s: {k: list(v.shape) for k, v in d.items()}
                            for s, d in simulated["splits"].items()}}, out_manifest)
 
 
 def run_identity(task_name: str, task_cfg: dict, task_file: str, method: Method, loss: str,
                  settings: dict, seed: int) -> dict:
-    """What a run's result depends on (config, data, method sources): guards resumes and
-    lets the leaderboard refuse stale results."""
+    """What a run's result depends on (config, data, method folder, the package code that
+    computes results): guards resumes and lets the leaderboard refuse stale results."""
     return {
         "task": task_name, "method": method.name, "loss": loss, "seed": seed,
-        "config_hash": config_hash(task_cfg, method.spec, loss, settings, seed),
-        "data_sha256": file_sha256(task_file),
+        "config_hash": config_hash(task_cfg, method.definition, loss, settings, seed),
+        "data_sha256": file_digest(task_file),
         "method_sha256": method.fingerprint(),
+        "code_sha256": code_fingerprint(),
     }
+
+
+@contextmanager
+def failure_recorded(record: dict):
+    """Record a failure of the method's own code in ``record`` (``status: failed`` and the
+    reason, the traceback in the job's log) instead of raising it."""
+    try:
+        yield
+    except MethodError as err:
+        record.update(status="failed", reason=str(err))
+        traceback.print_exc(file=sys.stdout)
 
 
 def load_run_task(task_name: str, task_cfg: dict, task_file: str, seed: int, device: torch.device):
@@ -81,7 +96,8 @@ def train_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str, l
         checkpoint.unlink()  # left by other code or config: never resume from it
     record = {**identity, "status": "ok", "provenance": provenance(device)}
     task = load_run_task(task_name, task_cfg, task_file, seed, device)
-    try:
+    weights = {}
+    with failure_recorded(record):
         torch.manual_seed(seed)  # the initial weights follow the config seed
         model = build_model(method, task, device)
         if method.training == "denoiser":
@@ -89,10 +105,6 @@ def train_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str, l
         else:
             record.update(train(model, task, loss, settings, seed, device, checkpoint, identity))
         weights = model.state_dict()
-    except MethodError as err:
-        record.update(status="failed", reason=str(err))
-        print(traceback.format_exc())
-        weights = {}
     save_torch(weights, out_model)
     write_json(record, out_record)
 
@@ -122,11 +134,8 @@ def tune_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str, lo
             return model
 
         torch.manual_seed(seed)
-        try:
+        with failure_recorded(record):
             record.update(tuning.select(build, method.tuning, task.splits["val"], task.physics, device))
-        except MethodError as err:
-            record.update(status="failed", reason=str(err))
-            print(traceback.format_exc())
     write_json(record, out_tuning)
 
 
@@ -140,7 +149,7 @@ def evaluate_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str
     device = resolve_device(device_name)
     method = load_method(method_dir, shared_hyperparameters)
     run = {**run_identity(task_name, task_cfg, task_file, method, loss, settings, seed),
-           "name": method.spec["name"], "family": method.spec["family"], "status": "ok",
+           "name": method.definition["name"], "family": method.definition["family"], "status": "ok",
            "provenance": provenance(device)}
     rows, recons = [], {}
     for stage, path in (("train", record_file), ("tuning", tuning_file)):
@@ -151,60 +160,17 @@ def evaluate_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str
     if run["status"] == "ok":
         task = load_run_task(task_name, task_cfg, task_file, seed, device)
         torch.manual_seed(seed)
-        try:
+        with failure_recorded(run), method_code("evaluation"):
             model = build_model(method, task, device, run.get("tuning", {}).get("chosen"))
             if model_file:
                 model.load_state_dict(load_torch(model_file, map_location=device))
-            rows, run["evaluation"] = evaluation.evaluate(model, task, device, warmup, seed)
-            recons = sample_reconstructions(model, task, device)
-        except Exception as err:  # the method's forward pass is plug-in code
-            run.update(status="failed", reason=f"evaluation: {type(err).__name__}: {err}")
-            print(traceback.format_exc())
-            rows, recons = [], {}
-    frame = pd.DataFrame(rows, columns=None if rows else IMAGE_COLUMNS)
+            scored, summary = evaluation.evaluate(model, task, device, warmup, seed)
+            samples = sample_reconstructions(model, task, device)
+            rows, run["evaluation"], recons = scored, summary, samples  # only once all succeeded
+    frame = pd.DataFrame(rows, columns=None if rows else evaluation.IMAGE_COLUMNS)
     write_bytes_atomic(frame.to_csv(index=False).encode(), out_images)
     save_torch(recons, out_recons)
     write_json(run, out_run)
-
-
-def build_leaderboard(run_files: list[str], task_names: list[str], method_dirs: list[str],
-                      invalid: dict[str, str], out_csv: str, out_md: str) -> None:
-    """Aggregate the runs; a run computed from an older version of its method is marked stale."""
-    methods = {Path(d).name: load_method(d) for d in method_dirs}
-    fingerprints = {name: method.fingerprint() for name, method in methods.items()}
-    table = leaderboard.build(run_files, task_names, {n: m.spec for n, m in methods.items()},
-                              invalid, fingerprints)
-    write_bytes_atomic(table.to_csv(index=False).encode(), out_csv)
-    write_bytes_atomic(leaderboard.markdown(table).encode(), out_md)
-
-
-def build_report(leaderboard_csv: str, run_files: list[str], seed: int, figures_dir: str,
-                 out_html: str, out_comparisons: str) -> None:
-    """The report page, its figures and the paired comparisons, from the leaderboard and
-    each run's per-image results and sample reconstructions (only ``ok`` rows are drawn)."""
-    table = report.with_all_columns(pd.read_csv(leaderboard_csv))
-    frames, samples = [pd.DataFrame(columns=["task", "method", "loss", *IMAGE_COLUMNS])], {}
-    for path in run_files:
-        run = read_json(path)
-        key = (run["task"], run["method"], run["loss"])
-        frames.append(pd.read_csv(Path(path).with_name("images.csv")).assign(
-            task=key[0], method=key[1], loss=key[2]))
-        samples[key] = load_torch(Path(path).with_name("recons.pt"))
-    images = pd.concat(frames, ignore_index=True)
-    stems = {name: Path(figures_dir) / name for name in report.SUMMARY_FIGURES}
-    pngs = {
-        "quality": figures.quality_figure(table, stems["quality"])[0],
-        "cost": figures.cost_figure(table, stems["cost"])[0],
-        "equivariance": figures.equivariance_figure(table, stems["equivariance"])[0],
-        "convergence": figures.convergence_figure(table, samples, stems["convergence"])[0],
-    }
-    for task in sorted(table["task"].dropna().unique()):
-        for loss in LOSSES:
-            name = f"reconstructions_{task}_{loss}"
-            pngs[name] = figures.reconstruction_figure(table, samples, task, loss, Path(figures_dir) / name)[0]
-    page, comparisons = report.render(table, images, pngs, seed)
-    write_bytes_atomic(comparisons.to_csv(index=False).encode(), out_comparisons)
-    write_bytes_atomic(page.encode(), out_html)
 
 
 def measure_scaling_point(study_name: str, study: dict, method_dir: str, value: int, task_cfg: dict,
@@ -215,7 +181,7 @@ def measure_scaling_point(study_name: str, study: dict, method_dir: str, value: 
     device = resolve_device(device_name)
     method = load_method(method_dir, shared_hyperparameters)
     point_task, hyperparameters = scaling.point_settings(study, method.name, value, task_cfg,
-                                                         method.spec.get("hyperparameters", {}))
+                                                         method.hyperparameters)
     images = {"train": load_torch(data_file)["train"][:scaling_settings["batch_size"]]}
     task = tasks.load_task(study["task"], point_task, tasks.simulate(point_task, images, seed),
                            noise_seed=seed, device=device)
@@ -223,7 +189,7 @@ def measure_scaling_point(study_name: str, study: dict, method_dir: str, value: 
                 "batch_size": scaling_settings["batch_size"], "checkpoint_every": scaling_settings["steps"]}
     record = {"study": study_name, "method": method.name, "value": value, "status": "ok",
               "task_config": point_task, "hyperparameters": hyperparameters, "provenance": provenance(device)}
-    try:
+    with failure_recorded(record):
         model = build_model(method, task, device, {**tuning.combinations(method.tuning)[0], **hyperparameters})
         with tempfile.TemporaryDirectory() as scratch:
             trained = train(model, task, scaling_settings["loss"], settings, seed, device,
@@ -231,16 +197,4 @@ def measure_scaling_point(study_name: str, study: dict, method_dir: str, value: 
         record.update({key: trained[key] for key in ("step_time_median_s", "train_peak_memory_mb",
                                                      "memory_kind", "steps", "batch_size", "parameters")})
         record.update({f"fp_{k}": v for k, v in (getattr(model, "stats", None) or {}).items()})
-    except MethodError as err:
-        record.update(status="failed", reason=str(err))
-        print(traceback.format_exc())
     write_json(record, out_record)
-
-
-def summarise_scaling(point_files: list[str], studies: dict[str, dict], out_csv: str, figures_dir: str) -> None:
-    """Gather the points of every study into one table and one figure per study."""
-    table = scaling.summarise([read_json(path) for path in point_files])
-    write_bytes_atomic(table.to_csv(index=False).encode(), out_csv)
-    for name, study in studies.items():
-        figures.scaling_figure(table[table["study"] == name], study.get("title", name), study["axis"],
-                               Path(figures_dir) / name)

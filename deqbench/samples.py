@@ -1,8 +1,8 @@
 """Reconstructions of the first test images, kept for the report's figures.
 
 Each is saved with its ground truth and the FBP / zero-filled input. A model that
-exposes its iteration map as a ``step`` submodule (the DEQ and unrolled methods of
-:mod:`deqbench.iterations`) also gets the relative residual
+exposes its iteration map as a ``step`` submodule (the DEQ and unrolled models of
+:mod:`deqbench.blocks`) also gets the relative residual
 :math:`\\|F(x_k) - x_k\\| / \\|F(x_k)\\|` of every evaluation of that map: for a DEQ, the
 convergence history of its forward fixed-point solve.
 """
@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import torch
 
-from deqbench.solvers import relative_residual
+from deqbench.blocks.solvers import relative_residual
 from deqbench.tasks import Task, initial_reconstruction
 
 SAMPLE_IMAGES = 3

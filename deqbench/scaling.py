@@ -17,10 +17,13 @@ Each point is its own job and process: ``scaling.steps`` training steps of batch
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pandas as pd
 
+from deqbench import figures
 from deqbench.config import ConfigError, set_path
+from deqbench.io import read_json, write_bytes_atomic
 
 RECORD_COLUMNS = ["study", "method", "value", "status", "reason", "step_time_median_s",
                   "train_peak_memory_mb", "memory_kind"]
@@ -30,8 +33,8 @@ def point_settings(study: dict, method: str, value: int, task_cfg: dict,
                    hyperparameters: dict) -> tuple[dict, dict]:
     """The task config and method hyperparameters of one point of ``study``."""
     target = {"task": copy.deepcopy(task_cfg), "hyperparameters": copy.deepcopy(hyperparameters)}
-    spec = study["methods"][method]
-    for path, setting in {**spec.get("fixed", {}), **dict.fromkeys(spec["sweep"], value)}.items():
+    placement = study["methods"][method]  # the paths the value goes to, and fixed ones
+    for path, setting in {**placement.get("fixed", {}), **dict.fromkeys(placement["sweep"], value)}.items():
         try:
             set_path(target, path, setting)
         except ConfigError as err:
@@ -66,3 +69,12 @@ def summarise(records: list[dict]) -> pd.DataFrame:
     extra = sorted(c for c in table.columns if c.startswith("fp_"))
     return table.reindex(columns=RECORD_COLUMNS + extra).sort_values(["study", "method", "value"],
                                                                      ignore_index=True)
+
+
+def write_summary(point_files: list[str], studies: dict[str, dict], out_csv: str, figures_dir: str) -> None:
+    """Gather the points of every study into one table and one figure per study."""
+    table = summarise([read_json(path) for path in point_files])
+    write_bytes_atomic(table.to_csv(index=False).encode(), out_csv)
+    for name, study in studies.items():
+        figures.scaling_figure(table[table["study"] == name], study.get("title", name), study["axis"],
+                               Path(figures_dir) / name)

@@ -35,6 +35,7 @@ from deepinv.physics.generator import RandomMaskGenerator
 
 from deqbench.config import ConfigError
 
+OPERATOR_NORM = 1.0  # ||A|| of every task (normalised CT, masked unitary FFT, sum_c |S_c|^2 = 1)
 COIL_RADIUS, COIL_WIDTH = 1.2, 0.6  # of the simulated coils, in image half-widths
 
 

@@ -20,8 +20,8 @@ from tqdm import tqdm
 from deqbench.io import load_torch, save_torch
 from deqbench.losses import build_loss, needs_ground_truth, total_loss
 from deqbench.measure import PeakMemory, timed
-from deqbench.methods import MethodError
-from deqbench.solvers import hit_cap
+from deqbench.methods import MethodError, method_code
+from deqbench.blocks.solvers import hit_cap
 from deqbench.tasks import Task
 
 
@@ -96,15 +96,11 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
             x = x_all[index] if x_all is not None else None
             with timed(device) as step_time:
                 optimizer.zero_grad(set_to_none=True)
-                try:
+                with method_code(f"step {step}"):
                     x_net = model(y, task.physics)
                     check_output(x_net, torch.Size((len(y), task.channels, task.image_size, task.image_size)))
                     loss = total_loss(terms, x_net, x, y, task.physics, model)
                     loss.backward()
-                except MethodError:
-                    raise
-                except Exception as err:
-                    raise MethodError(f"step {step}: {type(err).__name__}: {err}") from err
                 if not math.isfinite(loss.item()):
                     raise MethodError(f"step {step}: loss is {loss.item()} (diverged)")
                 optimizer.step()

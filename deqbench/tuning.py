@@ -2,7 +2,7 @@
 
 A method's ``method.yaml`` may list candidate values, ``tuning: {name: [v1, v2, ...]}``.
 Every combination :math:`\\theta` of them is scored by the mean PSNR (the metric of
-:mod:`deqbench.evaluation`) of the model built with it on the ``n`` validation images,
+:mod:`deqbench.metrics`) of the model built with it on the ``n`` validation images,
 
 .. math:: \\theta^\\star = \\arg\\max_\\theta\\; \\frac1n \\sum_{i=1}^n
    \\mathrm{PSNR}\\big(x_i, f_\\theta(y_i)\\big),
@@ -22,9 +22,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from deqbench.evaluation import psnr
 from deqbench.measure import timed
-from deqbench.methods import MethodError
+from deqbench.methods import MethodError, method_code
+from deqbench.metrics import psnr
 from deqbench.tasks import magnitude
 from deqbench.training import check_output
 
@@ -59,12 +59,8 @@ def select(build: Callable[[dict], torch.nn.Module], grid: dict[str, list],
     with timed(device) as clock:
         for theta in candidates:
             model = build(theta).eval()
-            try:
+            with method_code(f"tuning at {theta}"):
                 scores.append(mean_psnr(model, validation, physics, device))
-            except MethodError:
-                raise
-            except Exception as err:  # the model is plug-in code
-                raise MethodError(f"tuning at {theta}: {type(err).__name__}: {err}") from err
     ranks = [-math.inf if math.isnan(score) else score for score in scores]
     if max(ranks) == -math.inf:
         raise MethodError(f"tuning: every candidate of {grid} diverges on the validation images")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -24,11 +25,12 @@ def copy_workflow(destination: Path) -> Path:
     return destination
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run Snakemake from the test interpreter's environment in ``workdir``; a run that
-    hangs (a scheduler that never starts a job) fails after 20 minutes instead."""
+def snakemake(workdir: Path, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run Snakemake from the test interpreter's environment (plus ``env``) in ``workdir``; a
+    run that hangs (a scheduler that never starts a job) fails after 20 minutes instead."""
     command = [sys.executable, "-m", "snakemake", *args]
-    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=1200)
+    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=1200,
+                            env={**os.environ, **(env or {})})
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
     return result

@@ -69,6 +69,6 @@ def test_a_denoiser_method_cannot_claim_the_ei_loss(tmp_path):
 
 
 def test_the_leaderboard_says_why_a_denoiser_method_has_no_ei_row():
-    assert unsupported(load_method(ROOT / "methods" / "red").spec) == \
+    assert unsupported(load_method(ROOT / "methods" / "red").definition) == \
         "supports only: sup (its denoiser is trained on clean images)"
-    assert unsupported(load_method(ROOT / "methods" / "unet").spec | {"losses": ["sup"]}) == "supports only: sup"
+    assert unsupported(load_method(ROOT / "methods" / "unet").definition | {"losses": ["sup"]}) == "supports only: sup"

@@ -6,12 +6,16 @@ import pytest
 import torch
 from deepinv.physics import MRI, MultiCoilMRI, Tomography
 
+from deqbench.blocks import (DeepEquilibrium, ImplicitGradient, JacobianFreeGradient, LipschitzDenoiser,
+                             SolverSettings, Unrolled, full_gradient, red_contraction_bound)
+from deqbench.blocks.denoiser import INITIAL_RESIDUAL_SCALE, ConvOperatorNorm
 from deqbench.check import tiny_task
-from deqbench.iterations import (INITIAL_RESIDUAL_SCALE, ConvOperatorNorm, DeepEquilibrium, FullGradient,
-                                 LipschitzDenoiser, REDStep, SubsampledGradient, Unrolled, build_equilibrium)
-from deqbench.solvers import SolverSettings
+from deqbench.config import ROOT
+from deqbench.methods import import_model
 from deqbench.tasks import Task, build_physics, simulated_coil_maps
 from deqbench.training import train
+
+DEQ_ID, ODER = import_model(ROOT / "methods" / "deq-id"), import_model(ROOT / "methods" / "oder")
 
 SIZE = 16
 
@@ -26,7 +30,7 @@ def small_step(lipschitz=0.5, step=0.5, channels=2):
     denoiser = LipschitzDenoiser(channels, depth=3, width=8, lipschitz=lipschitz, shrinkage=0.0, image_size=SIZE)
     with torch.no_grad():  # undo the small initial scale, so that N is far from zero
         denoiser.dncnn.out_conv.parametrizations.weight.original.div_(INITIAL_RESIDUAL_SCALE)
-    return REDStep(denoiser, FullGradient(), step, regularization=1.0).double().eval()
+    return DEQ_ID.REDStep(denoiser, full_gradient, step=step, regularization=1.0).double().eval()
 
 
 def mri(columns: torch.Tensor | None = None, coils: int = 1) -> MRI | MultiCoilMRI:
@@ -58,14 +62,14 @@ def test_implicit_gradient_matches_long_unrolled_backprop_and_jfb_does_not():
     """Fully sampled MRI (A unitary): Lip(F) <= 1 - step + step * regularization * lipschitz = 0.75."""
     physics = mri()
     step = small_step()
-    assert step.contraction_bound(smallest_singular_value=1.0) == pytest.approx(0.75)
+    assert red_contraction_bound(step.step, step.regularization, step.denoiser, 1.0) == pytest.approx(0.75)
     y = measurements(physics)
     target = torch.rand(y.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     tight = SolverSettings(tol=1e-12, max_iter=300, anderson=5)
     reference = parameter_gradients(Unrolled(step, iterations=80), y, physics, target)
-    implicit = DeepEquilibrium(step, tight, tight)
+    implicit = DeepEquilibrium(step, tight, ImplicitGradient(tight))
     gradient = parameter_gradients(implicit, y, physics, target)
-    jfb = parameter_gradients(DeepEquilibrium(step, tight, None), y, physics, target)
+    jfb = parameter_gradients(DeepEquilibrium(step, tight, JacobianFreeGradient()), y, physics, target)
     assert implicit.stats["backward_capped"] == 0.0
     assert relative_error(gradient, reference) < 1e-3
     assert relative_error(jfb, reference) > 0.05
@@ -136,16 +140,16 @@ def test_oder_gradient_is_unbiased(kind):
         physics, channels = mri(columns=COLUMNS, coils=9 if kind == "multicoil" else 1), 2
     y = measurements(physics, channels)
     x = torch.rand(2, channels, SIZE, SIZE, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
-    oder = SubsampledGradient(blocks=3, fraction=0.5, seed=0)
-    full = FullGradient()(x, y, physics)
-    groups = len(oder.groups(physics)[0])
+    oder = ODER.StochasticGradient(block_count=3, fraction=0.5, seed=0)
+    full = full_gradient(x, y, physics)
+    groups = oder.groups.count(physics)
     assert groups > 2
-    assert relative_error(oder.estimate(x, y, physics, list(range(groups)), scale=1.0), full) < 1e-10
+    assert relative_error(oder.groups.gradient(x, y, physics, list(range(groups)), scale=1.0), full) < 1e-10
     drawn = max(1, round(0.5 * groups))
     subsets = list(itertools.combinations(range(groups), drawn))
-    average = sum(oder.estimate(x, y, physics, list(s), scale=groups / drawn) for s in subsets) / len(subsets)
+    average = sum(oder.groups.gradient(x, y, physics, list(s), scale=groups / drawn) for s in subsets) / len(subsets)
     assert relative_error(average, full) < 1e-10
-    oder.new_call()
+    oder.draws.new_call()
     draws = torch.stack([oder(x, y, physics) for _ in range(1000)])
     standard_error = (draws.var(dim=0).sum() / len(draws)).sqrt() / full.norm()
     assert relative_error(draws[0], full) > 0.1  # one draw is far from the full gradient
@@ -167,10 +171,10 @@ def test_oder_draw_computes_only_the_drawn_coils(monkeypatch):
             return original(images, *args, **kwargs)
 
         monkeypatch.setattr(MultiCoilMRI, name, staticmethod(counting))
-    FullGradient()(x, y[:1], physics)
+    full_gradient(x, y[:1], physics)
     assert transformed == {"fft": [9], "ifft": [9]}
-    oder = SubsampledGradient(blocks=3, fraction=0.5, seed=0)
-    oder.new_call()
+    oder = ODER.StochasticGradient(block_count=3, fraction=0.5, seed=0)
+    oder.draws.new_call()
     oder(x, y[:1], physics)
     assert transformed == {"fft": [9, 3, 3], "ifft": [9, 3, 3]}
 
@@ -183,19 +187,19 @@ def test_oder_draws_repeat_from_seed_and_call_count():
     def calls(oder, count):
         draws = []
         for _ in range(count):
-            oder.new_call()
+            oder.draws.new_call()
             draws.append(oder(x, y, physics))
         return draws
 
     def same(first, second):
         return all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
 
-    reference = calls(SubsampledGradient(3, 0.5, seed=0), 4)
-    assert same(reference, calls(SubsampledGradient(3, 0.5, seed=0), 4))
-    assert not same(reference, calls(SubsampledGradient(3, 0.5, seed=1), 4))
-    interrupted = SubsampledGradient(3, 0.5, seed=0)
+    reference = calls(ODER.StochasticGradient(3, 0.5, seed=0), 4)
+    assert same(reference, calls(ODER.StochasticGradient(3, 0.5, seed=0), 4))
+    assert not same(reference, calls(ODER.StochasticGradient(3, 0.5, seed=1), 4))
+    interrupted = ODER.StochasticGradient(3, 0.5, seed=0)
     calls(interrupted, 1)
-    resumed = SubsampledGradient(3, 0.5, seed=0)
+    resumed = ODER.StochasticGradient(3, 0.5, seed=0)
     resumed.load_state_dict(interrupted.state_dict())  # the call count is saved with the weights
     assert same(reference[1:], calls(resumed, 3))
 
@@ -220,7 +224,7 @@ def test_non_contractive_configuration_is_detected_and_reported(name, tmp_path):
     settings = {"tol": 1e-4, "max_iter": 15, "anderson": 0}
     task = tiny_task("mri")
     torch.manual_seed(0)
-    model = build_equilibrium({**hparams, "forward": settings, "backward": settings, "gradient": "implicit"}, task)
+    model = DEQ_ID.build({**hparams, "forward": settings, "backward": settings}, task)
     with pytest.warns(UserWarning, match="hit a fixed-point iteration cap"):
         record = train(model, task, "sup", TRAINING, 0, torch.device("cpu"), tmp_path / "checkpoint.pt")
     assert record["fixed_point_warning"] == 2
@@ -236,9 +240,9 @@ def test_guaranteed_contraction_trains_without_warnings(tmp_path):
     task = Task("mri", config, physics, {"train": {"x": x, "y": physics(x)}})
     torch.manual_seed(0)
     settings = {"tol": 1e-4, "max_iter": 50, "anderson": 5}
-    model = build_equilibrium({"step": 0.5, "regularization": 1.0, "gradient": "implicit", "forward": settings,
+    model = DEQ_ID.build({"step": 0.5, "regularization": 1.0, "forward": settings,
                                "backward": settings, "denoiser": {"depth": 3, "width": 8, "lipschitz": 0.5, "shrinkage": 0.0}}, task)
-    assert model.step.contraction_bound(smallest_singular_value=1.0) == pytest.approx(0.75)
+    assert red_contraction_bound(0.5, 1.0, model.step.denoiser, smallest_singular_value=1.0) == pytest.approx(0.75)
     record = train(model, task, "sup", TRAINING, 0, torch.device("cpu"), tmp_path / "checkpoint.pt")
     assert record["fixed_point_warning"] == 0
     assert record["fp_forward_residual_max"] <= 1e-4 and record["fp_backward_residual_max"] <= 1e-4

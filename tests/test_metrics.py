@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from deqbench.evaluation import psnr, ssim
 from deqbench.leaderboard import mean_ci
+from deqbench.metrics import psnr, ssim
 
 
 def test_psnr_uses_ground_truth_range():

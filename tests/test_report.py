@@ -11,10 +11,12 @@ import pytest
 import torch
 
 from conftest import snakemake
+from deqbench.evaluation import IMAGE_COLUMNS
 from deqbench.io import save_torch
+from deqbench.leaderboard import section
 from deqbench.losses import LOSSES
 from deqbench.report import SUMMARY_FIGURES
-from deqbench.runs import IMAGE_COLUMNS, build_report
+from deqbench.report import write as write_report
 
 TEST_IMAGES = 6
 SAMPLES = 2
@@ -80,7 +82,7 @@ def built(tmp_path_factory):
             run_files.append(str(run_dir / "run.json"))
     pd.DataFrame(rows).to_csv(tmp_path / "leaderboard.csv", index=False)
     out = tmp_path / "report"
-    build_report(str(tmp_path / "leaderboard.csv"), run_files, 0, str(out / "figures"),
+    write_report(str(tmp_path / "leaderboard.csv"), run_files, 0, str(out / "figures"),
                  str(out / "index.html"), str(out / "comparisons.csv"))
     return out, (out / "index.html").read_text()
 
@@ -104,6 +106,15 @@ def test_page_contains_every_row_and_figure(built):
     for name in names:
         assert (out / "figures" / f"{name}.png").stat().st_size > 0
         assert (out / "figures" / f"{name}.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_a_section_has_its_loss_reference_and_invalid_rows_with_results_first():
+    table = pd.DataFrame([{"task": t, "loss": loss or NAN, "method": m, "status": s, "psnr": p}
+                          for t, loss, m, _, _, s, _, p, _ in ROWS])  # an invalid row's loss reads back as NaN
+    rows = section(table, "ct", "ei")
+    assert list(rows["method"] + "/" + rows["status"]) == [
+        "direct/ok", "deq-id/failed", "unet/stale", "pnp/not applicable", "broken/invalid"]
+    assert list(section(table, "ct", "sup")["method"]) == ["deq-id", "unet", "direct", "broken"]
 
 
 def test_page_is_self_contained_and_sortable(built):
@@ -142,7 +153,7 @@ def test_wins_are_claimed_only_where_the_paired_interval_excludes_zero(built):
 def test_figures_render_without_any_results(tmp_path):
     pd.DataFrame([{"task": "ct", "loss": "sup", "method": "deq-id", "name": "DEQ-ID", "family": "deq",
                    "status": "failed", "reason": "build failed"}]).to_csv(tmp_path / "leaderboard.csv", index=False)
-    build_report(str(tmp_path / "leaderboard.csv"), [], 0, str(tmp_path / "figures"),
+    write_report(str(tmp_path / "leaderboard.csv"), [], 0, str(tmp_path / "figures"),
                  str(tmp_path / "index.html"), str(tmp_path / "comparisons.csv"))
     page = (tmp_path / "index.html").read_text()
     assert "build failed" in page and "nothing to compare" in page

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from deqbench.solvers import SolverSettings, equilibrium, fixed_point, hit_cap
+from deqbench.blocks.solvers import (ImplicitGradient, JacobianFreeGradient, SolverSettings, equilibrium,
+                                     fixed_point, hit_cap)
 
 
 SIZE = 20
@@ -56,7 +57,7 @@ def test_equilibrium_gradient_solves_the_adjoint_equation():
     theta = torch.zeros(2, SIZE, dtype=torch.float64, requires_grad=True)
     settings = SolverSettings(tol=1e-12, max_iter=300, anderson=5)
     stats = {}
-    x = equilibrium(lambda z: f(z) + theta, torch.zeros(2, SIZE, dtype=torch.float64), settings, settings, stats)
+    x = equilibrium(lambda z: f(z) + theta, torch.zeros(2, SIZE, dtype=torch.float64), settings, ImplicitGradient(settings), stats)
     g = torch.randn(2, SIZE, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
     (x * g).sum().backward()
     expected = torch.linalg.solve(EYE - matrix.T, g.T).T
@@ -69,6 +70,6 @@ def test_equilibrium_without_a_graph_returns_the_fixed_point_and_forward_stats()
     f, _, solution = linear_map(0.5)
     stats = {"backward_iterations": 3.0}  # left over from a previous call: must go
     with torch.no_grad():
-        x = equilibrium(f, torch.zeros_like(solution), SolverSettings(tol=1e-10, max_iter=100), None, stats)
+        x = equilibrium(f, torch.zeros_like(solution), SolverSettings(tol=1e-10, max_iter=100), JacobianFreeGradient(), stats)
     assert relative_error(x, solution) < 1e-9
     assert set(stats) == {"forward_iterations", "forward_residual_mean", "forward_residual_max", "forward_capped"}

@@ -6,8 +6,7 @@ import torch
 
 from deqbench.config import ConfigError
 from deqbench.datasets import ellipse_phantom, split_rng
-from deqbench.iterations import OPERATOR_NORM
-from deqbench.tasks import (build_physics, draw_mri_mask, initial_reconstruction, load_task, simulate,
+from deqbench.tasks import (OPERATOR_NORM, build_physics, draw_mri_mask, initial_reconstruction, load_task, simulate,
                             simulated_coil_maps)
 
 CT = {"physics": "tomography", "image_size": 32, "angles": 12, "noise_sigma": 0.01}

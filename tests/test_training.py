@@ -13,7 +13,8 @@ import torch
 
 from deqbench.io import load_torch, save_torch
 from deqbench.methods import MethodError
-from deqbench.runs import build_leaderboard, evaluate_run, simulate_task, train_run
+from deqbench import leaderboard
+from deqbench.runs import evaluate_run, simulate_task, train_run
 from deqbench.tasks import Task, build_physics
 from deqbench.training import train
 
@@ -192,7 +193,7 @@ def test_a_stale_result_is_not_mixed_into_the_leaderboard(simulated):
     out.mkdir()
 
     def board():
-        build_leaderboard([str(run_dir / "run.json")], ["ct"], [str(method)], {}, str(out / "b.csv"), str(out / "b.md"))
+        leaderboard.write([str(run_dir / "run.json")], ["ct"], [str(method)], {}, str(out / "b.csv"), str(out / "b.md"))
         return (out / "b.csv").read_text()
 
     assert ",ok," in board()

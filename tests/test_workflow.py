@@ -1,12 +1,14 @@
 """The Snakemake DAG: dry runs of every profile, bad input, and a real smoke run."""
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
 import torch
 
 from conftest import snakemake
+from deqbench.config import ROOT
 from deqbench.methods import discover
 
 WRONG_SHAPE_MODEL = """import torch
@@ -104,3 +106,38 @@ def test_broken_methods_do_not_take_down_the_others(workspace):
     assert table.loc["halfsize", "status"] == "failed"
     assert "shape (1, 1, 16, 32)" in table.loc["halfsize", "reason"]
     assert (table.loc["direct", "status"] == "ok").all()
+
+
+def planned_jobs(workdir, *args, env=None) -> dict[str, int]:
+    """Rule name to the number of its jobs that a dry run would run."""
+    result = snakemake(workdir, "-n", *args, "--quiet", "rules", env=env)
+    counts = (line.split() for line in result.stdout.splitlines())
+    return {words[0]: int(words[1]) for words in counts if len(words) == 2 and words[1].isdigit()}
+
+
+@pytest.mark.slow
+def test_editing_result_code_reruns_the_runs_and_marks_them_stale_but_report_code_does_not(workspace):
+    """The package is copied into the workspace, first on the path, so that the test can
+    edit it: a solver edit schedules every run again and makes the finished ones stale on
+    the leaderboard; a report edit does neither."""
+    shutil.copytree(ROOT / "deqbench", workspace / "deqbench", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {"PYTHONPATH": str(workspace)}
+    args = ("results/leaderboard.csv", "--profile", "profiles/smoke", "--config", "methods=['direct','deq-jfb']")
+    snakemake(workspace, *args, env=env)
+    runs = {"train": 4, "evaluate": 6}  # deq-jfb: 2 tasks x 2 losses trained; direct: evaluated only
+
+    def statuses():
+        snakemake(workspace, *args, "--forcerun", "leaderboard", "--allowed-rules", "leaderboard", env=env)
+        table = pd.read_csv(workspace / "results" / "leaderboard.csv")
+        return set(table[table["method"].isin(["direct", "deq-jfb"])]["status"])
+
+    assert planned_jobs(workspace, *args, env=env) == {}
+    with open(workspace / "deqbench" / "report.py", "a") as report:
+        report.write("# an edit of the report code\n")
+    assert planned_jobs(workspace, *args, env=env) == {}
+    assert statuses() == {"ok"}
+    with open(workspace / "deqbench" / "blocks" / "solvers.py", "a") as solvers:
+        solvers.write("# an edit of a solver\n")
+    planned = planned_jobs(workspace, *args, env=env)
+    assert {rule: planned.get(rule) for rule in runs} == runs
+    assert statuses() == {"stale"}

@@ -1,7 +1,50 @@
-"""ODER: DEQ-ID with a stochastic, unbiased data-consistency gradient at every iteration."""
+r"""ODER (Liu, Xu, Gan, Shoushtari, Kamilov, NeurIPS 2022): DEQ-ID whose data-consistency
+gradient is an unbiased estimate from a random subset of the measurements at every
+evaluation of the step, in training and at test time.
 
-from deqbench.iterations import build_equilibrium
+.. math::  F_\theta(x) = x - \gamma\big(\widehat{\nabla f}(x) + \tau\,(x - D_\theta(x))\big), \qquad
+           \widehat{\nabla f}(x) = A_C^H(A_C x - y_C) + \frac{G}{b}\sum_{g \in S} A_g^H(A_g x - y_g),
+
+:math:`S` drawn uniformly without replacement, :math:`b` of the :math:`G` stratified
+measurement groups (:class:`deqbench.blocks.MeasurementGroups`: CT view angles, multi-coil
+MRI coils, single-coil MRI k-space columns, :math:`C` the fully sampled centre kept in
+every draw), :math:`b = \max(1, \mathrm{round}(\texttt{fraction}\cdot G))`. Each group is
+drawn with probability :math:`b/G`, so :math:`\mathbb E\,\widehat{\nabla f} = A^H(Ax - y)`
+(the public ODER code: 90 angles, 5 blocks, 30 angles a draw).
+
+Gradient: implicit differentiation as in DEQ-ID, with :math:`J` the Jacobian of the step
+under the draw of that evaluation at :math:`x^\star`, a single-draw estimate of the
+Jacobian of the mean map (random, not the exact implicit gradient of any one map).
+"""
+
+import torch
+
+from deqbench import blocks
+
+
+class StochasticGradient(torch.nn.Module):
+    """:math:`\\widehat{\\nabla f}`: ``fraction`` of the groups drawn at every call, rescaled by :math:`G/b`."""
+
+    def __init__(self, block_count, fraction, seed):
+        super().__init__()
+        self.groups, self.fraction, self.draws = blocks.MeasurementGroups(block_count), fraction, blocks.SeededDraws(seed)
+
+    def forward(self, x, y, physics):
+        count = self.groups.count(physics)
+        drawn = max(1, round(self.fraction * count))
+        chosen = torch.randperm(count, generator=self.draws.generator)[:drawn].tolist()
+        return self.groups.gradient(x, y, physics, chosen, scale=count / drawn)
+
+
+class REDStep(blocks.Step):
+    def forward(self, x, y, physics):  # F(x) = x - gamma (tau (x - D(x)) + grad_estimate(x))
+        return x - self.step * (self.regularization * (x - self.denoiser(x)) + self.data_gradient(x, y, physics))
 
 
 def build(hparams, task):
-    return build_equilibrium(hparams, task)
+    denoiser = blocks.LipschitzDenoiser(task.channels, image_size=task.image_size, **hparams["denoiser"])
+    sub = hparams["subsampling"]
+    data_gradient = StochasticGradient(sub["blocks"], sub["fraction"], sub["seed"])
+    step = REDStep(denoiser, data_gradient, step=hparams["step"], regularization=hparams["regularization"])
+    backward = blocks.ImplicitGradient(blocks.SolverSettings(**hparams["backward"]))
+    return blocks.DeepEquilibrium(step, blocks.SolverSettings(**hparams["forward"]), backward)

@@ -2,6 +2,7 @@
 from pathlib import Path
 
 from deqbench.methods import discover
+from deqbench.provenance import code_files
 
 for _task, _cfg in config["tasks"].items():
     for _key in ("dataset", "ood_dataset"):
@@ -35,8 +36,10 @@ wildcard_constraints:
     dataset="[A-Za-z0-9_-]+",
 
 
-def method_sources(wildcards):
-    return [str(p) for p in METHODS[wildcards.method].sources]
+def run_sources(wildcards):
+    """The method folder's files and the package code that computes results: an edit of
+    either reruns the run (deqbench.provenance)."""
+    return [str(p) for p in [*METHODS[wildcards.method].sources, *code_files()]]
 
 
 def run_settings(wildcards):

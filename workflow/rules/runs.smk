@@ -5,7 +5,7 @@
 rule train:
     input:
         task="results/tasks/{task}.pt",
-        sources=method_sources,
+        sources=run_sources,
     output:
         model=f"{RUN_DIR}/model.pt",
         record=f"{RUN_DIR}/train.json",
@@ -33,7 +33,7 @@ rule tune:
     input:
         unpack(trained_inputs),
         task="results/tasks/{task}.pt",
-        sources=method_sources,
+        sources=run_sources,
     output:
         tuning=f"{RUN_DIR}/tuning.json",
     params:
@@ -58,7 +58,7 @@ rule evaluate:
         unpack(trained_inputs),
         unpack(tuned_inputs),
         task="results/tasks/{task}.pt",
-        sources=method_sources,
+        sources=run_sources,
     output:
         images=f"{RUN_DIR}/images.csv",
         run=f"{RUN_DIR}/run.json",

@@ -4,7 +4,7 @@ from deqbench.scaling import study_points
 
 SCALING = config.get("scaling", {"studies": {}})
 SCALING_POINTS, _left_out = study_points(
-    SCALING["studies"], {name: m.spec.get("hyperparameters", {}) for name, m in METHODS.items()}, config["tasks"]
+    SCALING["studies"], {name: m.hyperparameters for name, m in METHODS.items()}, config["tasks"]
 )
 for _message in _left_out:
     logger.warning(_message)
@@ -14,7 +14,7 @@ SCALING_POINT = "results/scaling/{study}/{method}/{value}.json"
 rule scaling_point:
     input:
         data=lambda w: f"results/data/{config['tasks'][SCALING['studies'][w.study]['task']]['dataset']}.pt",
-        sources=method_sources,
+        sources=run_sources,
     output:
         SCALING_POINT,
     params:

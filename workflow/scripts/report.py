@@ -1,8 +1,8 @@
 import sys
 from pathlib import Path
 
-from deqbench.runs import build_report
+from deqbench import report
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w")
-build_report(snakemake.input.leaderboard, list(snakemake.input.runs), snakemake.params.seed,
+report.write(snakemake.input.leaderboard, list(snakemake.input.runs), snakemake.params.seed,
              str(Path(snakemake.output.figures[0]).parent), snakemake.output.html, snakemake.output.comparisons)

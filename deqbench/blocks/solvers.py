@@ -59,10 +59,6 @@ class SolverSettings:
     max_iter: int = 30
     anderson: int = 5
 
-    @classmethod
-    def from_dict(cls, settings: dict) -> "SolverSettings":
-        return cls(**settings)
-
 
 @dataclass
 class Solution:
@@ -141,14 +137,55 @@ def fixed_point(f: Map, x0: torch.Tensor, settings: SolverSettings) -> Solution:
     return anderson(f, x0, settings) if settings.anderson > 0 else picard(f, x0, settings)
 
 
-def equilibrium(f: Map, x0: torch.Tensor, forward: SolverSettings,
-                backward: SolverSettings | None, stats: dict[str, float]) -> torch.Tensor:
+class ImplicitGradient:
+    """Implicit differentiation: the incoming gradient :math:`g` of :math:`\\hat x` is
+    replaced by the solution of :math:`v = J^\\top v + g` at :math:`x^\\star`, solved with
+    ``settings`` (module docstring)."""
+
+    differentiates_fixed_point = True  # the backward pass needs the graph through x*
+
+    def __init__(self, settings: SolverSettings):
+        self.settings = settings
+
+    def attach(self, fx: torch.Tensor, x_star: torch.Tensor, stats: dict[str, float]) -> torch.Tensor:
+        output = fx.view_as(fx)  # the hook sits on this view, the VJPs start from fx
+
+        def implicit_gradient(grad: torch.Tensor) -> torch.Tensor:
+            def adjoint_map(v: torch.Tensor) -> torch.Tensor:
+                return torch.autograd.grad(fx, x_star, v, retain_graph=True)[0] + grad
+
+            with torch.enable_grad():
+                solved = fixed_point(adjoint_map, grad, self.settings)
+            stats.update(solved.stats("backward"))
+            return solved.x
+
+        output.register_hook(implicit_gradient)
+        return output
+
+
+class JacobianFreeGradient:
+    """Jacobian-free backpropagation: :math:`J` taken as 0, the gradient of the last step
+    :math:`\\hat x = F(x^\\star)` alone (Fung et al. 2022)."""
+
+    differentiates_fixed_point = False
+
+    def attach(self, fx: torch.Tensor, x_star: torch.Tensor, stats: dict[str, float]) -> torch.Tensor:
+        return fx
+
+
+Gradient = ImplicitGradient | JacobianFreeGradient
+
+
+def equilibrium(f: Map, x0: torch.Tensor, forward: SolverSettings, gradient: Gradient,
+                stats: dict[str, float]) -> torch.Tensor:
     """The fixed point of ``f`` from ``x0``, differentiable in the parameters of ``f``.
 
-    ``backward`` set: implicit differentiation solved with those settings; ``None``:
-    Jacobian-free backpropagation. ``stats`` is cleared and filled with the forward
-    solve's statistics (``forward_*``), then, when the backward hook runs, with the
-    backward solve's (``backward_*``).
+    The forward solve runs without a graph; the output is one more step
+    :math:`\\hat x = F(x^\\star)` with a graph, whose backward pass ``gradient`` defines
+    (an :class:`ImplicitGradient`, a :class:`JacobianFreeGradient`, or any object with
+    the same ``attach``). ``stats`` is cleared and filled with the forward solve's
+    statistics (``forward_*``), then, when an implicit backward runs, the backward
+    solve's (``backward_*``).
     """
     stats.clear()
     with torch.no_grad():
@@ -156,20 +193,5 @@ def equilibrium(f: Map, x0: torch.Tensor, forward: SolverSettings,
     stats.update(solution.stats("forward"))
     if not torch.is_grad_enabled():
         return solution.x
-    x_star = solution.x.detach().requires_grad_(backward is not None)
-    fx = f(x_star)
-    if backward is None:
-        return fx
-    output = fx.view_as(fx)  # the hook sits on this view, the VJPs start from fx
-
-    def implicit_gradient(grad: torch.Tensor) -> torch.Tensor:
-        def adjoint_map(v: torch.Tensor) -> torch.Tensor:
-            return torch.autograd.grad(fx, x_star, v, retain_graph=True)[0] + grad
-
-        with torch.enable_grad():
-            solved = fixed_point(adjoint_map, grad, backward)
-        stats.update(solved.stats("backward"))
-        return solved.x
-
-    output.register_hook(implicit_gradient)
-    return output
+    x_star = solution.x.detach().requires_grad_(gradient.differentiates_fixed_point)
+    return gradient.attach(f(x_star), x_star, stats)
