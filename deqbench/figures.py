@@ -226,6 +226,44 @@ def convergence_figure(table: pd.DataFrame, samples: dict[tuple, dict], stem: st
         return save(figure, stem)
 
 
+def fidelity_figure(table: pd.DataFrame, fidelity: dict[tuple, list[dict]], limits: dict,
+                    stem: str | Path) -> tuple[Path, Path]:
+    """Per task (columns), over training steps: the cosine between each DEQ run's gradient
+    and the tightly solved implicit gradient (top; dashed for Jacobian-free runs, which
+    claim no more than an approximation) and the spectral radius of :math:`J` at
+    :math:`x^\\star` (bottom), with the reliability limits as grey lines
+    (:mod:`deqbench.fidelity`)."""
+    colors = method_colors(table)
+    with style():
+        tasks, figure, axes = task_columns(table, 5.5, 3.2, rows=2)
+        for column, task in enumerate(tasks):
+            cosine, radius = axes[0, column], axes[1, column]
+            drawn = 0
+            for _, run in table[(table["task"] == task) & table["status"].isin(leaderboard.SCORED)].iterrows():
+                measured = fidelity.get((task, run["method"], run["loss"]))
+                if not measured:
+                    continue
+                steps = [m["step"] for m in measured]
+                linestyle = "-" if measured[0]["exact_gradient_claimed"] else "--"
+                for axis, key in ((cosine, "gradient_cosine"), (radius, "spectral_radius")):
+                    axis.plot(steps, [m[key] for m in measured], linestyle, color=colors[run["name"]],
+                              marker=LOSS_MARKERS.get(run["loss"], "o"), markersize=3, label=entry_label(run))
+                drawn += 1
+            if not drawn:
+                note(cosine, f"{task}: no run measured its gradient fidelity")
+                note(radius, "")
+                continue
+            cosine.axhline(limits["min_gradient_cosine"], color="0.5", linewidth=0.8)
+            radius.axhline(limits["max_spectral_radius"], color="0.5", linewidth=0.8)
+            cosine.set_ylabel("gradient cosine to tight implicit")
+            radius.set_ylabel(r"spectral radius of $J$ at $x^\star$")
+            radius.set_xlabel("training step")
+            cosine.set_title(task, fontsize=9)
+            cosine.legend(fontsize=7)
+        figure.tight_layout()
+        return save(figure, stem)
+
+
 def reconstruction_figure(table: pd.DataFrame, samples: dict[tuple, dict], task: str, loss: str,
                           stem: str | Path) -> tuple[Path, Path]:
     """Ground truth, input and every ok run of ``task`` under ``loss`` (and the reference

@@ -27,17 +27,20 @@ from deqbench.provenance import code_fingerprint
 SUMMARY_COLUMNS = ["task", "loss", "method", "name", "family", "status", "reason",
                    "psnr", "psnr_ci95", "ssim", "ssim_ci95", "ood_psnr", "n_test"]  # the CSV's first columns
 COLUMNS = [*SUMMARY_COLUMNS, "equivariance_error", "test_ms", "train_min", "tune_min",
-           "train_peak_mb", "test_peak_mb"]  # every column a reader may rely on
+           "train_peak_mb", "test_peak_mb", "gradient_cosine_min", "spectral_radius_max"]  # every column a reader may rely on
 MARKDOWN_COLUMNS = ["name", "family", "psnr", "ssim", "ood_psnr", "equivariance_error", "test_ms",
                     "train_min", "tune_min", "train_peak_mb", "test_peak_mb", "fp_forward_iterations",
-                    "train_fp_backward_iterations", "fixed_point_warning", "status"]
+                    "train_fp_backward_iterations", "fixed_point_warning", "gradient_cosine_min",
+                    "spectral_radius_max", "status"]
 LABELS = {
     "name": "method", "loss": "loss", "family": "family", "psnr": "PSNR (dB)", "ssim": "SSIM",
     "ood_psnr": "OOD PSNR (dB)", "equivariance_error": "equiv. error", "test_ms": "test ms/img",
     "train_min": "train min", "tune_min": "tune min", "train_peak_mb": "train peak MB",
     "test_peak_mb": "test peak MB", "fixed_point_warning": "train steps at cap", "status": "status",
+    "gradient_cosine_min": "grad. cosine (min)", "spectral_radius_max": "spectral radius (max)",
 }
-STATUS_ORDER = {"ok": 0, "failed": 1, "stale": 2, "not applicable": 3, "invalid": 4}
+STATUS_ORDER = {"ok": 0, "unreliable": 1, "failed": 2, "stale": 3, "not applicable": 4, "invalid": 5}
+SCORED = ("ok", "unreliable")  # statuses whose rows show their metrics (only ok rows are ranked)
 
 
 def label(column: str) -> str:
@@ -115,6 +118,10 @@ def run_row(run: dict, images: pd.DataFrame) -> dict:
             row[column] = float(test[column].mean())
     row.update({f"train_{key}": value for key, value in train.items() if key.startswith("fp_")})
     row["fixed_point_warning"] = train.get("fixed_point_warning", float("nan"))
+    for key in ("gradient_cosine_min", "gradient_relative_error_max", "spectral_radius_max"):
+        row[key] = train.get(key, float("nan"))
+    row["fidelity_measured"] = "fidelity" in train
+    row["exact_gradient_claimed"] = train.get("exact_gradient_claimed", False)
     row.update({k: v for k, v in run.get("provenance", {}).items() if k != "versions"})
     row.update({f"version_{k}": v for k, v in run.get("provenance", {}).get("versions", {}).items()})
     return row
@@ -140,14 +147,36 @@ def staleness(run: dict, fingerprints: dict[str, str], code: str) -> str | None:
     return None
 
 
+def unreliability(row: dict, limits: dict) -> str | None:
+    """Why a DEQ run's numbers are not what it claims (config ``reliability``), or ``None``:
+    its implicit gradient far from the tightly solved one (cosine below
+    ``min_gradient_cosine``; a Jacobian-free gradient claims no more than an approximation
+    and is not held to it), a spectral radius of :math:`J` at :math:`x^\\star` of
+    ``max_spectral_radius`` or more (not an attracting fixed point), or more than
+    ``max_capped_share`` of its training steps with a solve stopped at its cap."""
+    problems = []
+    if row["fidelity_measured"]:  # NaN fails too: the tight solve diverged
+        if row["exact_gradient_claimed"] and not row["gradient_cosine_min"] >= limits["min_gradient_cosine"]:
+            problems.append(f"implicit gradient cosine {row['gradient_cosine_min']:.3f} against a tight solve "
+                            f"(< {limits['min_gradient_cosine']})")
+        if not row["spectral_radius_max"] < limits["max_spectral_radius"]:
+            problems.append(f"spectral radius of J at x* {row['spectral_radius_max']:.3f} "
+                            f"(>= {limits['max_spectral_radius']}): not contractive")
+    if row["steps"] and row["fixed_point_warning"] / row["steps"] > limits["max_capped_share"]:
+        problems.append(f"{row['fixed_point_warning']:.0f} of {row['steps']} training steps hit a solver cap "
+                        f"(> {limits['max_capped_share']:.0%})")
+    return "; ".join(problems) or None
+
+
 def build(run_files: list[str | Path], tasks: list[str], methods: dict[str, dict],
-          invalid: dict[str, str], fingerprints: dict[str, str], code: str) -> pd.DataFrame:
+          invalid: dict[str, str], fingerprints: dict[str, str], code: str, limits: dict) -> pd.DataFrame:
     """All leaderboard rows.
 
     ``methods`` maps folder to its ``method.yaml`` content, ``fingerprints`` to the hash
     of its current sources, ``code`` is the hash of the package code that computes
     results: a run made from other sources or code is shown as ``stale``, with no
-    metrics, rather than mixed in.
+    metrics, rather than mixed in. An ok run that fails the reliability ``limits``
+    (:func:`unreliability`) is shown as ``unreliable``, with its metrics, and not ranked.
     """
     rows = []
     for path in run_files:
@@ -157,7 +186,11 @@ def build(run_files: list[str | Path], tasks: list[str], methods: dict[str, dict
             rows.append(placeholder(run["task"], run["loss"], run["method"], methods.get(run["method"], {}),
                                     "stale", reason))
             continue
-        rows.append(run_row(run, pd.read_csv(Path(path).with_name("images.csv"))))
+        row = run_row(run, pd.read_csv(Path(path).with_name("images.csv")))
+        reason = unreliability(row, limits) if row["status"] == "ok" else None
+        if reason:
+            row.update(status="unreliable", reason=reason)
+        rows.append(row)
     for task in tasks:
         for method, definition in methods.items():
             if task not in definition.get("tasks", [task]):
@@ -198,12 +231,12 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def write(run_files: list[str], task_names: list[str], method_dirs: list[str],
-          invalid: dict[str, str], out_csv: str, out_md: str) -> None:
+          invalid: dict[str, str], limits: dict, out_csv: str, out_md: str) -> None:
     """Aggregate the runs; a run computed by an older version of its method or of the
     package code is marked stale."""
     methods = {Path(d).name: load_method(d) for d in method_dirs}
     fingerprints = {name: method.fingerprint() for name, method in methods.items()}
     table = build(run_files, task_names, {n: m.definition for n, m in methods.items()}, invalid, fingerprints,
-                  code_fingerprint())
+                  code_fingerprint(), limits)
     write_bytes_atomic(table.to_csv(index=False).encode(), out_csv)
     write_bytes_atomic(markdown(table).encode(), out_md)

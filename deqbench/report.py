@@ -35,6 +35,11 @@ SUMMARY_FIGURES = {
                     "the reference rows show that floor.",
     "convergence": "Relative residual of each iteration on the saved test images (median, band from "
                    "min to max): solid lines are DEQ forward solves, dotted lines unrolled iterations.",
+    "fidelity": "DEQ runs over training: cosine between the gradient used and the implicit gradient "
+                "with forward and backward solves run tight (top; dashed: Jacobian-free runs, which do "
+                "not claim it), and the spectral radius of the Jacobian of the iteration at the fixed "
+                "point (bottom; at one or more the fixed point is not attracting). Grey lines: the "
+                "limits beyond which a run is marked unreliable.",
 }
 RECONSTRUCTION_CAPTION = ("Fixed test images: ground truth, input (FBP / zero-filled) and every run, "
                           "best PSNR first, with the absolute error below on the scale of the input's error.")
@@ -43,7 +48,8 @@ NOT_APPLICABLE = '<td class="na" title="does not apply to this run" data-sort=""
 EMPTY = '<td data-sort=""></td>'
 METRICS = [("psnr", 2, "psnr_ci95"), ("ssim", 3, "ssim_ci95"), ("ood_psnr", 2, None),
            ("equivariance_error", 3, None), ("test_ms", 1, None), ("train_min", 2, None),
-           ("tune_min", 2, None), ("train_peak_mb", 1, None), ("test_peak_mb", 1, None)]  # column, digits, CI
+           ("tune_min", 2, None), ("train_peak_mb", 1, None), ("test_peak_mb", 1, None),
+           ("gradient_cosine_min", 4, None), ("spectral_radius_max", 3, None)]  # column, digits, CI
 CAP_HITS = "fixed_point_warning"  # training steps whose fixed-point solve stopped at its cap
 
 STYLE = """
@@ -56,10 +62,10 @@ th{white-space:normal;vertical-align:bottom;background:#f3f3f3;cursor:pointer;us
 td.text,th.text{text-align:left}td.status{white-space:normal;text-align:left;min-width:22em;font-size:12px}
 th.sorted-asc::after{content:" \\25B2"}th.sorted-desc::after{content:" \\25BC"}
 td.gap{color:#b00;font-style:italic;text-align:center}
-tr.failed,tr.stale,tr.invalid{background:#fdecea}tr.not-applicable{color:#888}
+tr.failed,tr.stale,tr.invalid{background:#fdecea}tr.unreliable{background:#fff3e0}tr.not-applicable{color:#888}
 .badge{border-radius:3px;padding:0 4px;font-size:12px;color:#fff}
 .badge.ok{background:#2e7d32}.badge.failed{background:#c62828}.badge.stale{background:#ef6c00}
-.badge.invalid{background:#6a1b9a}.badge.not-applicable{background:#9e9e9e}
+.badge.invalid{background:#6a1b9a}.badge.unreliable{background:#8d6e63}.badge.not-applicable{background:#9e9e9e}
 td.na{color:#999;text-align:center}.scroll{overflow-x:auto}
 td.win{background:#c8e6c9}td.lose{background:#ffcdd2}td.tie{color:#777}
 figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:13px;color:#444}
@@ -107,7 +113,7 @@ def section_comparisons(rows: pd.DataFrame, images: pd.DataFrame, seed: int) -> 
 def expected(column: str, row: pd.Series) -> bool:
     """Whether a run with results should have recorded ``column``: training columns for
     trained runs, fixed-point columns for DEQs, tuning time never (few methods tune)."""
-    if column == CAP_HITS or column.startswith("train_fp_"):
+    if column in (CAP_HITS, "gradient_cosine_min", "spectral_radius_max") or column.startswith("train_fp_"):
         return row["family"] == "deq" and row["loss"] != "none"
     if column in ("train_min", "train_peak_mb"):
         return row["loss"] != "none"
@@ -142,7 +148,7 @@ def status_cell(row: pd.Series) -> str:
 
 def metric_cell(row: pd.Series, column: str, digits: int, half: str | None) -> str:
     """A metric of a run with results; empty for other rows, whose status says why."""
-    if row["status"] != "ok":
+    if row["status"] not in leaderboard.SCORED:
         return EMPTY
     if not present(row.get(column)):
         return MISSING if expected(column, row) else NOT_APPLICABLE
@@ -284,15 +290,16 @@ the 95% paired bootstrap interval of their PSNR difference on the same test imag
     return page, pd.concat(all_comparisons, ignore_index=True) if all_comparisons else pd.DataFrame()
 
 
-def write(leaderboard_csv: str, run_files: list[str], seed: int, figures_dir: str,
+def write(leaderboard_csv: str, run_files: list[str], seed: int, limits: dict, figures_dir: str,
           out_html: str, out_comparisons: str) -> None:
     """The report page, its figures and the paired comparisons, from the leaderboard and
     each run's per-image results and sample reconstructions (only ``ok`` rows are drawn)."""
     table = leaderboard.with_all_columns(pd.read_csv(leaderboard_csv))
-    frames, samples = [pd.DataFrame(columns=["task", "method", "loss", *IMAGE_COLUMNS])], {}
+    frames, samples, fidelity = [pd.DataFrame(columns=["task", "method", "loss", *IMAGE_COLUMNS])], {}, {}
     for path in run_files:
         run = read_json(path)
         key = (run["task"], run["method"], run["loss"])
+        fidelity[key] = run.get("train", {}).get("fidelity", [])
         frames.append(pd.read_csv(Path(path).with_name("images.csv")).assign(
             task=key[0], method=key[1], loss=key[2]))
         samples[key] = load_torch(Path(path).with_name("recons.pt"))
@@ -303,6 +310,7 @@ def write(leaderboard_csv: str, run_files: list[str], seed: int, figures_dir: st
         "cost": figures.cost_figure(table, stems["cost"])[0],
         "equivariance": figures.equivariance_figure(table, stems["equivariance"])[0],
         "convergence": figures.convergence_figure(table, samples, stems["convergence"])[0],
+        "fidelity": figures.fidelity_figure(table, fidelity, limits, stems["fidelity"])[0],
     }
     for task, loss in leaderboard.sections(table):
         name = f"reconstructions_{task}_{loss}"

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from deqbench import fidelity
 from deqbench.io import load_torch, save_torch
 from deqbench.losses import build_loss, needs_ground_truth, total_loss
 from deqbench.measure import PeakMemory, timed
@@ -53,13 +54,25 @@ def solver_summary(per_step: list[dict[str, float]]) -> dict:
     return summary
 
 
+def fidelity_summary(measured: list[dict]) -> dict:
+    """The fidelity measurements (:mod:`deqbench.fidelity`) and their worst values."""
+    if not measured:
+        return {}
+    return {"fidelity": measured, "exact_gradient_claimed": measured[0]["exact_gradient_claimed"],
+            "spectral_radius_max": max(m["spectral_radius"] for m in measured),
+            "gradient_cosine_min": min(m["gradient_cosine"] for m in measured),
+            "gradient_relative_error_max": max(m["gradient_relative_error"] for m in measured)}
+
+
 def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, seed: int,
           device: torch.device, checkpoint: Path, identity: dict | None = None) -> dict:
     """Train ``model`` in place and return the training record.
 
     ``settings``: ``steps``, ``batch_size``, ``lr``, ``checkpoint_every``, ``ei_weight``,
-    ``ei_rotation_multiples`` and optionally ``time_budget_s``. ``identity`` is stored in
-    the checkpoint so that a resume can check it continues the same run. A method's own
+    ``ei_rotation_multiples`` and optionally ``time_budget_s`` and ``fidelity_every``
+    (DEQs: measure the gradient's fidelity every that many steps and at the last,
+    :mod:`deqbench.fidelity`, untimed). ``identity`` is stored in the checkpoint so that a resume can check it
+    continues the same run. A method's own
     failure (exception, wrong output shape, non-finite loss, time budget exceeded) raises
     :class:`MethodError`.
     """
@@ -76,7 +89,8 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
         # deepinv's noise model swaps its generator object on every call: look it up each time.
         return {"batches": batches, "transforms": transforms, "noise": task.physics.noise_model.rng}
 
-    start, history, step_times, solver_stats = 0, [], [], []
+    start, history, step_times, solver_stats, measured = 0, [], [], [], []
+    fidelity_every = settings.get("fidelity_every", 0)
     if checkpoint.exists():
         state = load_torch(checkpoint, map_location=device)
         model.load_state_dict(state["model"])
@@ -85,7 +99,7 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
             generator.set_state(state["rng"][name])
         torch.set_rng_state(state["rng"]["torch"])
         start, history, step_times = state["step"], state["history"], state["step_times"]
-        solver_stats = state.get("solver_stats", [])
+        solver_stats, measured = state["solver_stats"], state["fidelity"]
 
     model.train()
     with PeakMemory(device) as memory, timed(device) as wall:
@@ -94,17 +108,29 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
             index = torch.randint(len(y_all), (settings["batch_size"],), generator=batches)
             y = y_all[index]
             x = x_all[index] if x_all is not None else None
-            with timed(device) as step_time:
+
+            def step_loss() -> torch.Tensor:
+                x_net = model(y, task.physics)
+                check_output(x_net, torch.Size((len(y), task.channels, task.image_size, task.image_size)))
+                return total_loss(terms, x_net, x, y, task.physics, model)
+
+            due = (fidelity_every and (step % fidelity_every == 0 or step == settings["steps"] - 1)
+                   and fidelity.measurable(model))
+            before = fidelity.snapshot(model, generators()) if due else None
+            with timed(device) as compute:
                 optimizer.zero_grad(set_to_none=True)
                 with method_code(f"step {step}"):
-                    x_net = model(y, task.physics)
-                    check_output(x_net, torch.Size((len(y), task.channels, task.image_size, task.image_size)))
-                    loss = total_loss(terms, x_net, x, y, task.physics, model)
+                    loss = step_loss()
                     loss.backward()
                 if not math.isfinite(loss.item()):
                     raise MethodError(f"step {step}: loss is {loss.item()} (diverged)")
+            if due:  # not timed: it replays the step with tight solves
+                with method_code(f"step {step}: gradient fidelity"):
+                    measured.append({"step": step, **fidelity.measure(model, step_loss, before, generators,
+                                                                      y, task.physics)})
+            with timed(device) as update:
                 optimizer.step()
-            step_times.append(step_time["seconds"])
+            step_times.append(compute["seconds"] + update["seconds"])
             if sum(step_times) > settings.get("time_budget_s", math.inf):
                 raise MethodError(f"step {step}: training exceeded its budget of {settings['time_budget_s']} s")
             history.append(loss.item())
@@ -115,7 +141,7 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "rng": {**{n: g.get_state() for n, g in generators().items()}, "torch": torch.get_rng_state()},
                     "step": done, "history": history, "step_times": step_times, "identity": identity,
-                    "solver_stats": solver_stats,
+                    "solver_stats": solver_stats, "fidelity": measured,
                 }, checkpoint)
     model.eval()
     return {
@@ -132,4 +158,5 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
         "memory_kind": memory.kind,
         "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         **solver_summary(solver_stats),
+        **fidelity_summary(measured),
     }

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from conftest import snakemake
+from deqbench.config import ROOT, load_yaml
 from deqbench.evaluation import IMAGE_COLUMNS
 from deqbench.io import save_torch
 from deqbench.leaderboard import section
@@ -21,6 +22,7 @@ from deqbench.report import write as write_report
 TEST_IMAGES = 6
 SAMPLES = 2
 NAN = math.nan
+LIMITS = load_yaml(ROOT / "config" / "config.yaml")["reliability"]
 
 # task, loss, method, name, family, status, reason, mean test PSNR (ok rows), extras
 ROWS = [
@@ -36,7 +38,10 @@ ROWS = [
     ("ct", "", "broken", "broken", "", "invalid", "methods/broken/method.yaml: key 'losses': required", NAN, {}),
     ("mri", "none", "direct", "FBP", "reference", "ok", "", 22.0, {}),
     ("mri", "sup", "unet", "U-Net", "post-processing", "ok", "", 22.0, {}),
+    ("mri", "sup", "deq-id", "DEQ-ID", "deq", "unreliable", "spectral radius of J at x* 1.200 (>= 1.0): not contractive",
+     25.0, {"spectral_radius_max": 1.2, "gradient_cosine_min": 0.95}),
 ]
+SCORED = ("ok", "unreliable")
 
 
 def image_psnr(mean: float, image: int) -> float:
@@ -47,7 +52,7 @@ def image_psnr(mean: float, image: int) -> float:
 def write_run(run_dir, task, method, loss, status, mean, with_history):
     run_dir.mkdir(parents=True)
     (run_dir / "run.json").write_text(json.dumps({"task": task, "method": method, "loss": loss, "status": status}))
-    if status != "ok":
+    if status not in SCORED:
         pd.DataFrame(columns=IMAGE_COLUMNS).to_csv(run_dir / "images.csv", index=False)
         save_torch({}, run_dir / "recons.pt")
         return
@@ -67,7 +72,7 @@ def built(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("results")
     rows, run_files = [], []
     for task, loss, method, name, family, status, reason, mean, extra in ROWS:
-        ok = status == "ok"
+        ok = status in SCORED
         rows.append({"task": task, "loss": loss, "method": method, "name": name, "family": family,
                      "status": status, "reason": reason, "psnr": mean, "psnr_ci95": 0.5 if ok else NAN,
                      "ssim": 0.8 if ok else NAN, "ssim_ci95": 0.02 if ok else NAN,
@@ -76,13 +81,13 @@ def built(tmp_path_factory):
                      "train_peak_mb": 40.0 if ok and loss != "none" else NAN, "test_peak_mb": 8.0 if ok else NAN,
                      "git_commit": "abc123" if ok else NAN, "device": "cpu (x86_64)" if ok else NAN,
                      "threads": 1 if ok else NAN, "version_torch": "2.14.1" if ok else NAN, **extra})
-        if status in ("ok", "failed", "stale"):
+        if status in (*SCORED, "failed", "stale"):
             run_dir = tmp_path / "runs" / task / method / loss
             write_run(run_dir, task, method, loss, status, mean, with_history=family == "deq")
             run_files.append(str(run_dir / "run.json"))
     pd.DataFrame(rows).to_csv(tmp_path / "leaderboard.csv", index=False)
     out = tmp_path / "report"
-    write_report(str(tmp_path / "leaderboard.csv"), run_files, 0, str(out / "figures"),
+    write_report(str(tmp_path / "leaderboard.csv"), run_files, 0, LIMITS, str(out / "figures"),
                  str(out / "index.html"), str(out / "comparisons.csv"))
     return out, (out / "index.html").read_text()
 
@@ -153,7 +158,7 @@ def test_wins_are_claimed_only_where_the_paired_interval_excludes_zero(built):
 def test_figures_render_without_any_results(tmp_path):
     pd.DataFrame([{"task": "ct", "loss": "sup", "method": "deq-id", "name": "DEQ-ID", "family": "deq",
                    "status": "failed", "reason": "build failed"}]).to_csv(tmp_path / "leaderboard.csv", index=False)
-    write_report(str(tmp_path / "leaderboard.csv"), [], 0, str(tmp_path / "figures"),
+    write_report(str(tmp_path / "leaderboard.csv"), [], 0, LIMITS, str(tmp_path / "figures"),
                  str(tmp_path / "index.html"), str(tmp_path / "comparisons.csv"))
     page = (tmp_path / "index.html").read_text()
     assert "build failed" in page and "nothing to compare" in page
@@ -183,3 +188,11 @@ def test_smoke_scaling_target_measures_every_point(smoke_run):
     assert (deq["fp_forward_iterations"] == deq["value"]).all()  # tol 0: exactly the swept iterations
     for study in ("measurements", "iterations"):
         assert (smoke_run / "results" / "scaling" / f"{study}.svg").exists()
+
+
+def test_an_unreliable_row_keeps_its_numbers_but_no_rank(built):
+    _, page = built
+    row = re.search(r'<tr class="unreliable">(?:(?!</tr>).)*</tr>', page).group(0)
+    assert '<span class="badge unreliable">unreliable</span>' in row and "not contractive" in row
+    assert ">25.00" in row and ">1.200<" in row and ">0.9500<" in row
+    assert row.startswith('<tr class="unreliable"><td data-sort=""></td>')  # no rank: it is not compared

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,9 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
+import yaml
+
+from deqbench import leaderboard
+from deqbench.config import ROOT, load_yaml
 from deqbench.io import load_torch, save_torch
 from deqbench.methods import MethodError
-from deqbench import leaderboard
 from deqbench.runs import evaluate_run, simulate_task, train_run
 from deqbench.tasks import Task, build_physics
 from deqbench.training import train
@@ -21,6 +25,7 @@ from deqbench.training import train
 CT = {"physics": "tomography", "image_size": 16, "angles": 6, "noise_sigma": 0.01}
 SETTINGS = {"steps": 6, "batch_size": 2, "lr": 1e-2, "checkpoint_every": 2,
             "ei_weight": 1.0, "ei_rotation_multiples": 1.0}
+LIMITS = load_yaml(ROOT / "config" / "config.yaml")["reliability"]
 
 
 def tiny_task():
@@ -168,9 +173,9 @@ def build(hparams, task):
 """
 
 
-def run_once(root, method_dir):
+def run_once(root, method_dir, settings=SETTINGS):
     common = dict(task_name="ct", task_cfg=CT, task_file=str(root / "ct.pt"), method_dir=str(method_dir),
-                  loss="sup", settings=SETTINGS, seed=0, device_name="cpu")
+                  loss="sup", settings=settings, seed=0, device_name="cpu")
     run_dir = root / "runs"
     train_run(**common, out_model=str(run_dir / "model.pt"), out_record=str(run_dir / "train.json"))
     evaluate_run(**common, warmup=0, model_file=str(run_dir / "model.pt"), record_file=str(run_dir / "train.json"),
@@ -193,7 +198,8 @@ def test_a_stale_result_is_not_mixed_into_the_leaderboard(simulated):
     out.mkdir()
 
     def board():
-        leaderboard.write([str(run_dir / "run.json")], ["ct"], [str(method)], {}, str(out / "b.csv"), str(out / "b.md"))
+        leaderboard.write([str(run_dir / "run.json")], ["ct"], [str(method)], {}, LIMITS, str(out / "b.csv"),
+                          str(out / "b.md"))
         return (out / "b.csv").read_text()
 
     assert ",ok," in board()
@@ -210,3 +216,32 @@ def test_a_checkpoint_from_another_configuration_is_not_resumed(simulated):
               settings=SETTINGS, seed=0, device_name="cpu", out_model=str(run_dir / "model.pt"),
               out_record=str(run_dir / "train.json"))
     assert json.loads((run_dir / "train.json").read_text())["resumed_from_step"] == 0
+
+
+def board_of(run_dir, method, out):
+    out.mkdir()
+    leaderboard.write([str(run_dir / "run.json")], ["ct"], [str(method)], {}, LIMITS, str(out / "b.csv"),
+                      str(out / "b.md"))
+    return leaderboard.pd.read_csv(out / "b.csv").iloc[0]
+
+
+def test_a_non_contractive_deq_is_marked_unreliable_with_its_numbers_kept(simulated):
+    """DEQ-ID with a step of 3 / ||A||^2 (the data-consistency step alone has eigenvalue -2):
+    a real train and evaluate job, then the leaderboard. Anderson still finds the fixed
+    point (no solve hits its cap), so only the spectral radius shows it. The shipped
+    setting on the same task is not marked."""
+    rows = {}
+    for name, changes in (("expansive", {"step": 3.0}), ("shipped", {})):
+        method = simulated / name
+        shutil.copytree(ROOT / "methods" / "deq-id", method)
+        definition = load_yaml(method / "method.yaml")
+        definition["hyperparameters"].update(changes)
+        (method / "method.yaml").write_text(yaml.safe_dump(definition))
+        run_dir = run_once(simulated, method, {**SETTINGS, "steps": 2, "fidelity_every": 1})
+        shutil.move(run_dir, simulated / f"runs-{name}")
+        rows[name] = board_of(simulated / f"runs-{name}", method, simulated / f"board-{name}")
+    expansive, shipped = rows["expansive"], rows["shipped"]
+    assert expansive["status"] == "unreliable" and "not contractive" in expansive["reason"]
+    assert expansive["psnr"] == expansive["psnr"]  # the numbers stay on the row (not NaN)
+    assert shipped["status"] == "ok" and shipped["spectral_radius_max"] < 1
+    assert shipped["gradient_cosine_min"] > LIMITS["min_gradient_cosine"]

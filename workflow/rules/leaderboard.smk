@@ -11,6 +11,7 @@ rule leaderboard:
         tasks=list(config["tasks"]),
         method_dirs=[str(m.folder) for m in METHODS.values()],
         invalid=INVALID_METHODS,
+        limits=config["reliability"],
     log:
         "results/logs/leaderboard.log",
     script:

@@ -24,6 +24,7 @@ rule report:
         vectors=[f"results/report/figures/{name}.svg" for name in REPORT_FIGURES],
     params:
         seed=config["seed"],
+        limits=config["reliability"],
     log:
         "results/logs/report.log",
     benchmark:
