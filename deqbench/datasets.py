@@ -59,7 +59,10 @@ def ellipse_phantom(rng: np.random.Generator, size: int, mean_ellipses: int = 40
     Following dival's ``EllipsesDataset``: the number of ellipses is
     ``min(Poisson(mean_ellipses), max_ellipses)``; each has an additive value
     ``v ~ U(-0.4, 1)``, semi-axes ``0.2 * Exp(1)``, centre ``U(-0.9, 0.9)^2`` and a
-    uniform rotation. The sum is shifted and scaled to ``[0, 1]``.
+    uniform rotation. As in dival, the background (pixels in no ellipse) stays at zero:
+    the covered pixels are shifted by the image's minimum (zero when no sum is negative)
+    and the image is scaled to ``[0, 1]``, so rotations (EI) bring in no background that
+    the images do not have.
     """
     count = min(rng.poisson(mean_ellipses), max_ellipses)
     values = rng.uniform(-0.4, 1.0, count)
@@ -68,12 +71,14 @@ def ellipse_phantom(rng: np.random.Generator, size: int, mean_ellipses: int = 40
     angles = rng.uniform(0.0, 2 * np.pi, count)
     coords = (np.arange(size) + 0.5) / size * 2 - 1
     yy, xx = np.meshgrid(coords, coords, indexing="ij")
-    image = np.zeros((size, size))
+    image, covered = np.zeros((size, size)), np.zeros((size, size), dtype=bool)
     for v, (a, b), (cx, cy), t in zip(values, axes, centres, angles):
         u = (xx - cx) * np.cos(t) + (yy - cy) * np.sin(t)
         w = -(xx - cx) * np.sin(t) + (yy - cy) * np.cos(t)
-        image[(u / a) ** 2 + (w / b) ** 2 <= 1] += v
-    image -= image.min()
+        inside = (u / a) ** 2 + (w / b) ** 2 <= 1
+        image[inside] += v
+        covered |= inside
+    image[covered] -= image.min()
     peak = image.max()
     return (image / peak if peak > 0 else image).astype(np.float32)
 

@@ -7,7 +7,8 @@ Two kinds of task are declared in the config:
   equispaced views in :math:`[0, 180)` and :math:`\\epsilon \\sim \\mathcal{N}(0, \\sigma^2 I)`;
 - ``mri``: Cartesian MRI, :math:`y = M F x + \\epsilon` with a random column mask
   :math:`M` (``acceleration``, fully sampled ``center_fraction``) drawn once from the
-  task seed, and complex Gaussian noise; images are complex with two channels (real,
+  task seed, and complex Gaussian noise on the sampled k-space (deepinv's ``MRI.noise``,
+  the physics' own noise model); images are complex with two channels (real,
   imaginary), the ground truth being real. With ``coils`` :math:`N > 1` it is
   multi-coil, :math:`y_c = M F S_c x + \\epsilon_c` for :math:`c = 1, \\dots, N` (deepinv
   ``MultiCoilMRI``, the same mask for every coil, noise on every coil), with smooth
@@ -161,7 +162,7 @@ def simulate(task_cfg: dict, images: dict[str, torch.Tensor], seed: int) -> dict
             clean = fine_tomography(task_cfg, fine, factor, physics)
         else:
             clean = physics.A(x)
-        splits[split] = {"x": x, "y": physics.noise_model(clean)}
+        splits[split] = {"x": x, "y": physics.noise(clean)}  # MRI: noise on sampled k-space only
     return {"mask": mask, "splits": splits} | ({} if maps is None else {"coil_maps": maps})
 
 

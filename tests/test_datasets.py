@@ -9,7 +9,7 @@ import torch
 import yaml
 
 from deqbench.config import ROOT, ConfigError, load_yaml, validate
-from deqbench.datasets import fastmri_volumes, load_spec, prepare, to_unit_square
+from deqbench.datasets import ellipse_phantom, fastmri_volumes, load_spec, prepare, split_rng, to_unit_square
 from deqbench.io import save_torch
 
 
@@ -41,6 +41,16 @@ def test_images_are_in_unit_range(name):
     for images in splits.values():
         assert images.dtype == torch.float32 and images.shape[1:] == (32, 32)
         assert images.min() >= 0 and images.max() == pytest.approx(1.0)
+
+
+def test_ellipse_background_stays_zero():
+    """As in dival: pixels in no ellipse are 0, so the border of most phantoms is 0
+    (before, every value was shifted by the most negative sum)."""
+    rng = split_rng(0, "test")
+    phantoms = np.stack([ellipse_phantom(rng, 32) for _ in range(20)])
+    border = np.concatenate([phantoms[:, 0], phantoms[:, -1], phantoms[:, :, 0], phantoms[:, :, -1]], axis=1)
+    assert np.median(border) == 0 and (phantoms.min(axis=(1, 2)) == 0).all()
+    assert np.allclose(phantoms.max(axis=(1, 2)), 1)
 
 
 def test_mni_slices_never_neighbour_across_splits():

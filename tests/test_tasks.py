@@ -112,6 +112,15 @@ def test_simulation_is_deterministic_and_noise_seeded():
     assert not torch.equal(first, other)
 
 
+def test_mri_noise_falls_on_sampled_k_space_only():
+    """deepinv's own MRI noise model: the measurement is exactly zero where the mask is."""
+    cfg = {"physics": "mri", "image_size": 16, "acceleration": 4, "center_fraction": 0.08, "noise_sigma": 0.1}
+    data = simulate(cfg, {"test": torch.rand(2, 16, 16, generator=torch.Generator().manual_seed(0))}, seed=0)
+    y = data["splits"]["test"]["y"]
+    sampled = data["mask"].expand_as(y) > 0
+    assert not sampled.all() and (y[~sampled] == 0).all() and (y[sampled] != 0).all()
+
+
 def test_mri_zero_filled_keeps_measured_frequencies():
     physics = physics_for(MRI)
     x = torch.rand(1, 2, 32, 32, generator=torch.Generator().manual_seed(0))
