@@ -60,3 +60,22 @@ def evaluate(model: torch.nn.Module, task: Task, device: torch.device, warmup: i
             row["equivariance_error"] = errors[row["image"]]
     return rows, {"test_peak_memory_mb": memory.peak_mb, "memory_kind": memory.kind,
                   "equivariance_rotations_deg": rotation_angles(seed).tolist()}
+
+
+def nearest_training_rows(task: Task) -> list[dict]:
+    """The memorisation ceiling: for each test and out-of-distribution image, the training
+    image closest to its ground truth (highest PSNR, i.e. lowest squared error), scored
+    like a reconstruction. An oracle, since it looks at the ground truth: a learned row
+    near it could be recalling the training set rather than reconstructing."""
+    train = magnitude(task.splits["train"]["x"]).numpy().astype(np.float64)
+    rows = []
+    for split in SCORED_SPLITS:
+        if split not in task.splits:
+            continue
+        for index, truth in enumerate(magnitude(task.splits[split]["x"]).numpy().astype(np.float64)):
+            scores = [psnr(truth, candidate) for candidate in train]
+            nearest = int(np.argmax(scores))
+            rows.append({"split": split, "image": index, "psnr": scores[nearest],
+                         "ssim": ssim(truth, train[nearest]), "seconds": float("nan"), "nearest_train_image": nearest})
+    return rows
+

@@ -39,8 +39,8 @@ LABELS = {
     "test_peak_mb": "test peak MB", "fixed_point_warning": "train steps at cap", "status": "status",
     "gradient_cosine_min": "grad. cosine (min)", "spectral_radius_max": "spectral radius (max)",
 }
-STATUS_ORDER = {"ok": 0, "unreliable": 1, "failed": 2, "stale": 3, "not applicable": 4, "invalid": 5}
-SCORED = ("ok", "unreliable")  # statuses whose rows show their metrics (only ok rows are ranked)
+STATUS_ORDER = {"ok": 0, "oracle": 1, "unreliable": 2, "failed": 3, "stale": 4, "not applicable": 5, "invalid": 6}
+SCORED = ("ok", "oracle", "unreliable")  # statuses whose rows show their metrics (only ok rows are ranked)
 
 
 def label(column: str) -> str:

@@ -59,13 +59,13 @@ nav a{margin-right:1em}.note{background:#fff8e1;border-left:4px solid #f5b400;pa
 table{border-collapse:collapse;font-size:13px;margin:.5em 0}
 th,td{border:1px solid #ddd;padding:3px 6px;text-align:right;white-space:nowrap}
 th{white-space:normal;vertical-align:bottom;background:#f3f3f3;cursor:pointer;user-select:none}
-td.text,th.text{text-align:left}td.status{white-space:normal;text-align:left;min-width:22em;font-size:12px}
+td.text,th.text{text-align:left}td.status{white-space:normal;text-align:left;min-width:14em;max-width:22em;font-size:12px}
 th.sorted-asc::after{content:" \\25B2"}th.sorted-desc::after{content:" \\25BC"}
 td.gap{color:#b00;font-style:italic;text-align:center}
-tr.failed,tr.stale,tr.invalid{background:#fdecea}tr.unreliable{background:#fff3e0}tr.not-applicable{color:#888}
+tr.failed,tr.stale,tr.invalid{background:#fdecea}tr.unreliable{background:#fff3e0}tr.oracle{background:#e3f2fd}tr.not-applicable{color:#888}
 .badge{border-radius:3px;padding:0 4px;font-size:12px;color:#fff}
 .badge.ok{background:#2e7d32}.badge.failed{background:#c62828}.badge.stale{background:#ef6c00}
-.badge.invalid{background:#6a1b9a}.badge.unreliable{background:#8d6e63}.badge.not-applicable{background:#9e9e9e}
+.badge.invalid{background:#6a1b9a}.badge.unreliable{background:#8d6e63}.badge.oracle{background:#1565c0}.badge.not-applicable{background:#9e9e9e}
 td.na{color:#999;text-align:center}.scroll{overflow-x:auto}
 td.win{background:#c8e6c9}td.lose{background:#ffcdd2}td.tie{color:#777}
 figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:13px;color:#444}
@@ -112,7 +112,10 @@ def section_comparisons(rows: pd.DataFrame, images: pd.DataFrame, seed: int) -> 
 
 def expected(column: str, row: pd.Series) -> bool:
     """Whether a run with results should have recorded ``column``: training columns for
-    trained runs, fixed-point columns for DEQs, tuning time never (few methods tune)."""
+    trained runs, fixed-point columns for DEQs, tuning time never (few methods tune);
+    the oracle row has its image scores only."""
+    if row["family"] == "oracle":
+        return column in ("psnr", "ssim", "ood_psnr")
     if column in (CAP_HITS, "gradient_cosine_min", "spectral_radius_max") or column.startswith("train_fp_"):
         return row["family"] == "deq" and row["loss"] != "none"
     if column in ("train_min", "train_peak_mb"):
@@ -162,7 +165,7 @@ def leaderboard_table(rows: pd.DataFrame, rank: dict[str, int]) -> str:
     fixed_point = sorted(c for c in rows.columns if re.fullmatch(r"(train_)?fp_\w+_iterations", c))
     fixed_point += [CAP_HITS] if CAP_HITS in rows else []
     metrics = METRICS + [(c, 0 if c == CAP_HITS else 1, None) for c in fixed_point if rows[c].notna().any()]
-    columns = ["name", "loss", "family", *(column for column, _, _ in metrics), "status"]
+    columns = ["name", "loss", "family", "status", *(column for column, _, _ in metrics)]  # status in view
     head = '<th class="">rank</th>' + "".join(
         f'<th class="{"text" if c in ("name", "loss", "family", "status") else ""}">{esc(leaderboard.label(c))}</th>'
         for c in columns)
@@ -171,9 +174,9 @@ def leaderboard_table(rows: pd.DataFrame, rank: dict[str, int]) -> str:
         place = rank.get(entry_id(row))
         cells = [f'<td data-sort="{place}">{place}</td>' if place else EMPTY,
                  text_cell(row["name"], f'<a href="../../methods/{esc(row["method"])}/">{esc(row["name"])}</a>'),
-                 text_cell(row["loss"]), text_cell(row["family"])]
+                 text_cell(row["loss"]), text_cell(row["family"]), status_cell(row)]
         cells += [metric_cell(row, column, digits, half) for column, digits, half in metrics]
-        body.append(f'<tr class="{esc(row["status"].replace(" ", "-"))}">{"".join(cells)}{status_cell(row)}</tr>')
+        body.append(f'<tr class="{esc(row["status"].replace(" ", "-"))}">{"".join(cells)}</tr>')
     return (f'<div class="scroll"><table class="sortable"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table></div>')
 

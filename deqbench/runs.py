@@ -173,6 +173,25 @@ def evaluate_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str
     write_json(run, out_run)
 
 
+NEAREST_TRAINING = {"method": "nearest-train", "loss": "none", "name": "nearest training image",
+                    "family": "oracle", "status": "oracle",
+                    "reason": "the training image closest to each test image's ground truth, which it sees: "
+                              "the score a memorising model reaches; not ranked"}
+
+
+def nearest_training_run(task_name: str, task_cfg: dict, task_file: str, seed: int, out_images: str,
+                         out_run: str, out_recons: str) -> None:
+    """The oracle row of a task (:func:`deqbench.evaluation.nearest_training_rows`): shown
+    with its numbers, never ranked; its identity has no method folder."""
+    task = load_run_task(task_name, task_cfg, task_file, seed, torch.device("cpu"))
+    frame = pd.DataFrame(evaluation.nearest_training_rows(task))
+    write_bytes_atomic(frame.to_csv(index=False).encode(), out_images)
+    save_torch({}, out_recons)
+    write_json({"task": task_name, **NEAREST_TRAINING, "seed": seed, "data_sha256": file_digest(task_file),
+                "method_sha256": None, "code_sha256": code_fingerprint(),
+                "provenance": provenance(torch.device("cpu"))}, out_run)
+
+
 def measure_scaling_point(study_name: str, study: dict, method_dir: str, value: int, task_cfg: dict,
                           data_file: str, training_settings: dict, scaling_settings: dict, seed: int,
                           device_name: str, out_record: str, shared_hyperparameters: dict | None = None) -> None:

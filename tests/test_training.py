@@ -245,3 +245,21 @@ def test_a_non_contractive_deq_is_marked_unreliable_with_its_numbers_kept(simula
     assert expansive["psnr"] == expansive["psnr"]  # the numbers stay on the row (not NaN)
     assert shipped["status"] == "ok" and shipped["spectral_radius_max"] < 1
     assert shipped["gradient_cosine_min"] > LIMITS["min_gradient_cosine"]
+
+
+def test_the_nearest_training_image_row_is_a_brute_force_search(tmp_path):
+    """On a toy split (test image 1 a noisy copy of training image 2), every test image's
+    row scores the training image that a brute-force search finds closest."""
+    from deqbench.evaluation import nearest_training_rows
+    from deqbench.metrics import psnr
+
+    generator = torch.Generator().manual_seed(0)
+    train_x = torch.rand(5, 1, 16, 16, generator=generator)
+    test_x = torch.stack([torch.rand(1, 16, 16, generator=generator),
+                          train_x[2] + 0.01 * torch.randn(1, 16, 16, generator=generator)])
+    task = Task("ct", CT, build_physics(CT), {"train": {"x": train_x}, "test": {"x": test_x}})
+    rows = nearest_training_rows(task)
+    assert [row["nearest_train_image"] for row in rows][1] == 2
+    for row, truth in zip(rows, test_x[:, 0].double().numpy(), strict=True):
+        scores = [psnr(truth, candidate) for candidate in train_x[:, 0].double().numpy()]
+        assert row["psnr"] == pytest.approx(max(scores)) and row["nearest_train_image"] == scores.index(max(scores))

@@ -12,9 +12,13 @@ every draw), :math:`b = \max(1, \mathrm{round}(\texttt{fraction}\cdot G))`. Each
 drawn with probability :math:`b/G`, so :math:`\mathbb E\,\widehat{\nabla f} = A^H(Ax - y)`
 (the public ODER code: 90 angles, 5 blocks, 30 angles a draw).
 
-Gradient: implicit differentiation as in DEQ-ID, with :math:`J` the Jacobian of the step
-under the draw of that evaluation at :math:`x^\star`, a single-draw estimate of the
-Jacobian of the mean map (random, not the exact implicit gradient of any one map).
+Gradient: implicit differentiation as in DEQ-ID, :math:`v = J_S^\top v + g`, with
+:math:`J_S` the Jacobian at :math:`x^\star` of the step under the single draw :math:`S`
+of that evaluation. :math:`J_S` is an unbiased estimate of the mean map's Jacobian
+:math:`J`, but :math:`(I - J_S^\top)^{-1} g` is not an unbiased estimate of
+:math:`(I - J^\top)^{-1} g` (the inverse is not linear): the gradient is biased, by an
+amount that grows with the draw's variance, and :math:`x^\star` itself is the end of a
+stochastic iteration that stalls at a residual floor set by that variance.
 """
 
 import torch

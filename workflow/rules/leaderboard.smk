@@ -3,7 +3,7 @@
 
 rule leaderboard:
     input:
-        runs=[RUN_DIR.format(task=t, method=m, loss=l) + "/run.json" for t, m, l in RUNS],
+        runs=[RUN_DIR.format(task=t, method=m, loss=l) + "/run.json" for t, m, l in RUNS + ORACLES],
     output:
         csv=report("results/leaderboard.csv", caption="../report/leaderboard.rst", category="Leaderboard"),
         md="results/leaderboard.md",

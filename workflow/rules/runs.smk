@@ -73,3 +73,22 @@ rule evaluate:
         "results/benchmarks/evaluate/{task}/{method}/{loss}.tsv"
     script:
         "../scripts/evaluate.py"
+
+
+rule nearest_training:
+    input:
+        task="results/tasks/{task}.pt",
+        sources=code_files(),
+    output:
+        images="results/runs/{task}/nearest-train/none/images.csv",
+        run="results/runs/{task}/nearest-train/none/run.json",
+        recons="results/runs/{task}/nearest-train/none/recons.pt",
+    params:
+        task_cfg=lambda wildcards: config["tasks"][wildcards.task],
+        seed=config["seed"],
+    log:
+        "results/logs/nearest_training/{task}.log",
+    benchmark:
+        "results/benchmarks/nearest_training/{task}.tsv"
+    script:
+        "../scripts/nearest_training.py"
