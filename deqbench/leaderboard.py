@@ -1,7 +1,7 @@
 """The leaderboard: one row per task x loss x method, as CSV and Markdown.
 
 Quality is the mean over test images with a 95% Student-t confidence interval,
-:math:`\\bar q \\pm t_{0.975, n-1}\\, s / \\sqrt{n}`; ``ood_psnr`` is the mean PSNR on
+:math:`\\bar q \\pm t_{0.975, n-1}\\, s / \\sqrt{n}`; ``ood_psnr`` is the mean PSNR (with its interval) on
 the held-out real images and ``equivariance_error`` the mean relative error under
 rotations (:mod:`deqbench.equivariance`). A method that failed, whose folder is
 invalid, or that does not support a loss still gets its row, with the reason.
@@ -25,10 +25,11 @@ from deqbench.methods import load_method
 from deqbench.provenance import code_fingerprint
 
 SUMMARY_COLUMNS = ["task", "loss", "method", "name", "family", "status", "reason",
-                   "psnr", "psnr_ci95", "ssim", "ssim_ci95", "ood_psnr", "n_test"]  # the CSV's first columns
+                   "psnr", "psnr_ci95", "ssim", "ssim_ci95", "ood_psnr", "ood_psnr_ci95", "n_test",
+                   "n_ood", "tuned_on"]  # the CSV's first columns
 COLUMNS = [*SUMMARY_COLUMNS, "equivariance_error", "test_ms", "train_min", "tune_min",
            "train_peak_mb", "test_peak_mb", "gradient_cosine_min", "spectral_radius_max"]  # every column a reader may rely on
-MARKDOWN_COLUMNS = ["name", "family", "psnr", "ssim", "ood_psnr", "equivariance_error", "test_ms",
+MARKDOWN_COLUMNS = ["name", "family", "psnr", "ssim", "ood_psnr", "tuned_on", "equivariance_error", "test_ms",
                     "train_min", "tune_min", "train_peak_mb", "test_peak_mb", "fp_forward_iterations",
                     "train_fp_backward_iterations", "fixed_point_warning", "gradient_cosine_min",
                     "spectral_radius_max", "status"]
@@ -37,7 +38,7 @@ LABELS = {
     "ood_psnr": "OOD PSNR (dB)", "equivariance_error": "equiv. error", "test_ms": "test ms/img",
     "train_min": "train min", "tune_min": "tune min", "train_peak_mb": "train peak MB",
     "test_peak_mb": "test peak MB", "fixed_point_warning": "train steps at cap", "status": "status",
-    "gradient_cosine_min": "grad. cosine (min)", "spectral_radius_max": "spectral radius (max)",
+    "gradient_cosine_min": "grad. cosine (min)", "tuned_on": "tuned on", "spectral_radius_max": "spectral radius (max)",
 }
 STATUS_ORDER = {"ok": 0, "oracle": 1, "unreliable": 2, "failed": 3, "stale": 4, "not applicable": 5, "invalid": 6}
 SCORED = ("ok", "oracle", "unreliable")  # statuses whose rows show their metrics (only ok rows are ranked)
@@ -94,13 +95,15 @@ def run_row(run: dict, images: pd.DataFrame) -> dict:
     ood = images[images["split"] == "ood"]
     psnr, psnr_ci = mean_ci(test["psnr"])
     ssim, ssim_ci = mean_ci(test["ssim"])
+    ood_psnr, ood_ci = mean_ci(ood["psnr"])
     train, tuning = run.get("train", {}), run.get("tuning", {})
     row = {
         "task": run["task"], "loss": run["loss"], "method": run["method"],
         "name": run.get("name", run["method"]), "family": run.get("family", ""),
         "status": run["status"], "reason": run.get("reason", ""),
         "psnr": psnr, "psnr_ci95": psnr_ci, "ssim": ssim, "ssim_ci95": ssim_ci,
-        "ood_psnr": float(ood["psnr"].mean()) if len(ood) else float("nan"),
+        "ood_psnr": ood_psnr, "ood_psnr_ci95": ood_ci, "n_ood": len(ood),
+        "tuned_on": tuning.get("criterion", "") if tuning else "",
         "equivariance_error": float(test["equivariance_error"].mean()) if "equivariance_error" in test else float("nan"),
         "n_test": len(test),
         "test_ms": float(test["seconds"].median() * 1e3) if len(test) else float("nan"),
@@ -221,6 +224,7 @@ def markdown(table: pd.DataFrame) -> str:
         rows = section(table, task, loss)
         rows["psnr"] = [fmt_ci(m, h, 2) for m, h in zip(rows["psnr"], rows["psnr_ci95"])]
         rows["ssim"] = [fmt_ci(m, h, 3) for m, h in zip(rows["ssim"], rows["ssim_ci95"])]
+        rows["ood_psnr"] = [fmt_ci(m, h, 2) for m, h in zip(rows["ood_psnr"], rows["ood_psnr_ci95"])]
         rows["status"] = [s if s == "ok" else f"{s}: {r}" for s, r in zip(rows["status"], rows["reason"])]
         shown = rows[[c for c in MARKDOWN_COLUMNS if c in rows]].rename(columns=label)
         parts.append(f"\n## {task}, loss `{loss}`\n\n")

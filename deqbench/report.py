@@ -46,7 +46,7 @@ RECONSTRUCTION_CAPTION = ("Fixed test images: ground truth, input (FBP / zero-fi
 MISSING = '<td class="gap" title="not recorded for this run" data-sort="">n/a</td>'
 NOT_APPLICABLE = '<td class="na" title="does not apply to this run" data-sort="">&ndash;</td>'
 EMPTY = '<td data-sort=""></td>'
-METRICS = [("psnr", 2, "psnr_ci95"), ("ssim", 3, "ssim_ci95"), ("ood_psnr", 2, None),
+METRICS = [("psnr", 2, "psnr_ci95"), ("ssim", 3, "ssim_ci95"), ("ood_psnr", 2, "ood_psnr_ci95"),
            ("equivariance_error", 3, None), ("test_ms", 1, None), ("train_min", 2, None),
            ("tune_min", 2, None), ("train_peak_mb", 1, None), ("test_peak_mb", 1, None),
            ("gradient_cosine_min", 4, None), ("spectral_radius_max", 3, None)]  # column, digits, CI
@@ -143,10 +143,11 @@ def text_cell(value: object, content: str | None = None) -> str:
 
 
 def status_cell(row: pd.Series) -> str:
-    """The status badge, followed by the reason when there is one."""
-    status, reason = row["status"], row.get("reason")
+    """The status badge, followed by the reason and what the run's tuning saw, when there are."""
+    status, reason, tuned = row["status"], row.get("reason"), row.get("tuned_on")
     badge = f'<span class="badge {esc(status.replace(" ", "-"))}">{esc(status)}</span>'
-    return f'<td class="status" data-sort="{esc(status)}">{badge} {esc(reason) if present(reason) else ""}</td>'
+    note = f'<br><small>tuned on: {esc(tuned)}</small>' if present(tuned) else ""
+    return f'<td class="status" data-sort="{esc(status)}">{badge} {esc(reason) if present(reason) else ""}{note}</td>'
 
 
 def metric_cell(row: pd.Series, column: str, digits: int, half: str | None) -> str:

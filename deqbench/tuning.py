@@ -66,6 +66,7 @@ def select(build: Callable[[dict], torch.nn.Module], grid: dict[str, list],
         raise MethodError(f"tuning: every candidate of {grid} diverges on the validation images")
     chosen = candidates[ranks.index(max(ranks))]
     return {
+        "criterion": "validation PSNR (sees ground truth)",
         "chosen": chosen,
         "candidates": [{**theta, "val_psnr": score} for theta, score in zip(candidates, scores)],
         "chosen_on_grid_edge": [name for name, value in chosen.items()

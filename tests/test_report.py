@@ -35,6 +35,8 @@ ROWS = [
     ("ct", "ei", "unet", "U-Net", "post-processing", "stale",
      "computed from an older version of the method; rerun it", NAN, {}),
     ("ct", "ei", "pnp", "PnP-PGD", "pnp", "not applicable", "supports only: sup", NAN, {}),
+    ("ct", "none", "tv", "TV", "reference", "ok", "", 21.0, {"tuned_on": "validation PSNR (sees ground truth)",
+                                                              "ood_psnr_ci95": 0.7}),
     ("ct", "", "broken", "broken", "", "invalid", "methods/broken/method.yaml: key 'losses': required", NAN, {}),
     ("mri", "none", "direct", "FBP", "reference", "ok", "", 22.0, {}),
     ("mri", "sup", "unet", "U-Net", "post-processing", "ok", "", 22.0, {}),
@@ -118,8 +120,8 @@ def test_a_section_has_its_loss_reference_and_invalid_rows_with_results_first():
                           for t, loss, m, _, _, s, _, p, _ in ROWS])  # an invalid row's loss reads back as NaN
     rows = section(table, "ct", "ei")
     assert list(rows["method"] + "/" + rows["status"]) == [
-        "direct/ok", "deq-id/failed", "unet/stale", "pnp/not applicable", "broken/invalid"]
-    assert list(section(table, "ct", "sup")["method"]) == ["deq-id", "unet", "direct", "broken"]
+        "tv/ok", "direct/ok", "deq-id/failed", "unet/stale", "pnp/not applicable", "broken/invalid"]
+    assert list(section(table, "ct", "sup")["method"]) == ["deq-id", "unet", "tv", "direct", "broken"]
 
 
 def test_page_is_self_contained_and_sortable(built):
@@ -139,6 +141,8 @@ def test_failed_stale_and_missing_results_are_marked(built):
     deq_row = re.search(r'<tr class="ok">(?:(?!</tr>).)*>DEQ-ID</a>(?:(?!</tr>).)*</tr>', page).group(0)
     assert "14.0 (50% capped)" in deq_row and "11.0 (25% capped)" in deq_row and '">2</td>' in deq_row
     assert "train backward iterations" in page and "train steps at cap" in page
+    tv_row = re.search(r'<tr class="ok">(?:(?!</tr>).)*>TV</a>(?:(?!</tr>).)*</tr>', page).group(0)
+    assert "tuned on: validation PSNR (sees ground truth)" in tv_row and "20.00 ± 0.70" in tv_row
     assert 'title="does not apply to this run"' in unet_row  # not a DEQ: no fixed point
 
 
