@@ -74,7 +74,8 @@ def test_missing_dataset_stops_with_the_config_key(workspace):
 def test_smoke_dag_end_to_end(smoke_run):
     table = pd.read_csv(smoke_run / "results" / "leaderboard.csv")
     methods, _ = discover(smoke_run / "methods")
-    ok = table[table["status"] == "ok"]
+    # three steps on 32x32 images: a DEQ may rightly be unreliable, but every run has results
+    ok = table[table["status"].isin(["ok", "unreliable"])]
     for name, method in methods.items():
         for task in ("ct", "mri"):
             if method.supports(task):
@@ -82,6 +83,10 @@ def test_smoke_dag_end_to_end(smoke_run):
     assert ok["psnr"].between(5, 60).all() and ok["ssim"].between(-1, 1).all()
     assert (ok["n_test"] == 4).all()
     assert ok["git_commit"].notna().all() and ok["config_hash"].notna().all()
+    oracle = table[table["status"] == "oracle"]
+    assert set(oracle["task"]) == {"ct", "mri"} and oracle["psnr"].between(5, 60).all()
+    deq = ok[(ok["family"] == "deq") & (ok["loss"] != "none")]
+    assert deq["spectral_radius_max"].between(0, 10).all() and deq["gradient_cosine_min"].notna().all()
     assert (smoke_run / "results" / "leaderboard.md").read_text().count("## ") == 4
     manifest = json.loads((smoke_run / "results" / "data" / "ellipses.json").read_text())
     assert len(manifest["sha256"]) == 64 and manifest["splits"]["train"] == [8, 64, 64]
