@@ -174,7 +174,8 @@ def leaderboard_table(rows: pd.DataFrame, rank: dict[str, int]) -> str:
     for _, row in rows.iterrows():
         place = rank.get(entry_id(row))
         cells = [f'<td data-sort="{place}">{place}</td>' if place else EMPTY,
-                 text_cell(row["name"], f'<a href="../../methods/{esc(row["method"])}/">{esc(row["name"])}</a>'),
+                 text_cell(row["name"], esc(row["name"]) if row["family"] == "oracle" else  # no folder
+                           f'<a href="../../methods/{esc(row["method"])}/">{esc(row["name"])}</a>'),
                  text_cell(row["loss"]), text_cell(row["family"]), status_cell(row)]
         cells += [metric_cell(row, column, digits, half) for column, digits, half in metrics]
         body.append(f'<tr class="{esc(row["status"].replace(" ", "-"))}">{"".join(cells)}</tr>')
