@@ -112,8 +112,6 @@ def measure(model: DeepEquilibrium, step_loss: Callable[[], torch.Tensor], befor
         with model.step.one_call():
             result["spectral_radius"] = spectral_radius(lambda x: model.step(x, y, physics), x_star)
         result["tight_forward_capped"] = model.stats.get("forward_capped", 0.0)
-    for p, grad in configured.items():
-        p.grad = grad
     restore(after, model, generators())
     model.stats.clear()
     model.stats.update(stats)

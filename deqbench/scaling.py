@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from deqbench import figures
 from deqbench.config import ConfigError, set_path
 from deqbench.io import read_json, write_bytes_atomic
 
@@ -73,6 +72,8 @@ def summarise(records: list[dict]) -> pd.DataFrame:
 
 def write_summary(point_files: list[str], studies: dict[str, dict], out_csv: str, figures_dir: str) -> None:
     """Gather the points of every study into one table and one figure per study."""
+    from deqbench import figures  # the plotting stack for this job only: every run job imports this module
+
     table = summarise([read_json(path) for path in point_files])
     write_bytes_atomic(table.to_csv(index=False).encode(), out_csv)
     for name, study in studies.items():
