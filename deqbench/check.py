@@ -20,7 +20,7 @@ import torch
 
 from deqbench.config import ConfigError
 from deqbench.datasets import ellipse_phantom, split_rng
-from deqbench.methods import MethodError, build_model, load_method
+from deqbench.methods import MethodError, build_model, check_output, load_method
 from deqbench.tasks import Task, draw_mri_mask, load_task, simulate
 
 TINY_TASKS = {
@@ -49,7 +49,7 @@ def output_once(method, task_name: str, seed: int = 0) -> torch.Tensor:
 
 def check(folder: str | Path) -> list[str]:
     """Problems found in a method folder, as messages that say what to fix (empty: all good)."""
-    from deqbench.training import check_output, train  # imported late: torch set-up cost
+    from deqbench.training import train  # imported late: torch set-up cost
 
     try:
         method = load_method(folder)

@@ -2,7 +2,10 @@
 reconstruction method.
 
 Test time is measured per image (batch of one) after ``warmup`` untimed passes, with
-CUDA synchronisation on GPU.
+CUDA synchronisation on GPU. A model with random draws (any
+:class:`deqbench.blocks.SeededDraws`, e.g. ODER's measurement subsets) reconstructs each
+image ``draws`` times: its PSNR and SSIM are the means over the draws, the spread between
+draws is kept as ``psnr_draw_std``, and the time is that of the first draw.
 
 The first test images also get their ``equivariance_error`` (:mod:`deqbench.equivariance`),
 computed after the timed and memory-measured passes.
@@ -13,27 +16,34 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from deqbench.blocks.data import SeededDraws
 from deqbench.equivariance import equivariance_errors, rotation_angles
 from deqbench.measure import PeakMemory, timed
+from deqbench.methods import check_output
 from deqbench.metrics import psnr, ssim
 from deqbench.tasks import Task, magnitude
-from deqbench.training import check_output
 
 SCORED_SPLITS = ("test", "ood")
 IMAGE_COLUMNS = ["split", "image", "psnr", "ssim", "seconds"]  # of every per-image row
 
 
+def has_random_draws(model: torch.nn.Module) -> bool:
+    return any(isinstance(module, SeededDraws) for module in model.modules())
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, task: Task, device: torch.device, warmup: int = 1,
-             seed: int = 0) -> tuple[list[dict], dict]:
+             seed: int = 0, draws: int = 1) -> tuple[list[dict], dict]:
     """Score ``model`` on the test and out-of-distribution splits.
 
     Returns one row per image (split, index, psnr, ssim, seconds, any fixed-point
-    statistics the model exposes as ``model.stats`` and, for the first test images,
-    the equivariance error under rotations drawn from ``seed``) and the evaluation summary
-    (peak memory over the whole evaluation, the rotation angles).
+    statistics the model exposes as ``model.stats``, for a model with random draws the
+    draw-to-draw PSNR standard deviation and, for the first test images, the
+    equivariance error under rotations drawn from ``seed``) and the evaluation summary
+    (peak memory over the whole evaluation, the rotation angles, the draws per image).
     """
     model.eval()
+    draws = draws if has_random_draws(model) else 1
     rows = []
     with PeakMemory(device) as memory:
         for split in SCORED_SPLITS:
@@ -43,23 +53,27 @@ def evaluate(model: torch.nn.Module, task: Task, device: torch.device, warmup: i
             for _ in range(min(warmup, len(ys))):
                 model(ys[:1], task.physics)
             for index in range(len(ys)):
-                with timed(device) as clock:
-                    estimate = model(ys[index:index + 1], task.physics)
-                check_output(estimate, torch.Size((1, *xs.shape[1:])))
                 truth = magnitude(xs[index:index + 1])[0].numpy().astype(np.float64)
-                est = magnitude(estimate.float().cpu())[0].numpy().astype(np.float64)
-                rows.append({
-                    "split": split, "image": index,
-                    "psnr": psnr(truth, est), "ssim": ssim(truth, est),
-                    "seconds": clock["seconds"],
-                    **{f"fp_{k}": v for k, v in (getattr(model, "stats", None) or {}).items()},
-                })
+                scores = []
+                for draw in range(draws):
+                    with timed(device) as clock:
+                        estimate = model(ys[index:index + 1], task.physics)
+                    check_output(estimate, torch.Size((1, *xs.shape[1:])))
+                    est = magnitude(estimate.float().cpu())[0].numpy().astype(np.float64)
+                    scores.append((psnr(truth, est), ssim(truth, est)))
+                    if draw == 0:
+                        first = {"seconds": clock["seconds"],
+                                 **{f"fp_{k}": v for k, v in (getattr(model, "stats", None) or {}).items()}}
+                psnrs, ssims = zip(*scores)
+                rows.append({"split": split, "image": index, "psnr": float(np.mean(psnrs)),
+                             "ssim": float(np.mean(ssims)), **first,
+                             **({"psnr_draw_std": float(np.std(psnrs, ddof=1))} if draws > 1 else {})})
     errors = equivariance_errors(model, task, device, seed)
     for row in rows:
         if row["split"] == "test" and row["image"] < len(errors):
             row["equivariance_error"] = errors[row["image"]]
     return rows, {"test_peak_memory_mb": memory.peak_mb, "memory_kind": memory.kind,
-                  "equivariance_rotations_deg": rotation_angles(seed).tolist()}
+                  "equivariance_rotations_deg": rotation_angles(seed).tolist(), "draws": draws}
 
 
 def nearest_training_rows(task: Task) -> list[dict]:

@@ -226,9 +226,10 @@ def convergence_figure(table: pd.DataFrame, samples: dict[tuple, dict], stem: st
         return save(figure, stem)
 
 
-def fidelity_figure(table: pd.DataFrame, fidelity: dict[tuple, list[dict]], limits: dict,
+def fidelity_figure(table: pd.DataFrame, fidelity: dict[tuple, list[list[dict]]], limits: dict,
                     stem: str | Path) -> tuple[Path, Path]:
-    """Per task (columns), over training steps: the cosine between each DEQ run's gradient
+    """Per task (columns), over training steps (one line per training seed, ``fidelity``
+    maps a row's (task, method, loss) to each seed's measurements): the cosine between each DEQ run's gradient
     and the tightly solved implicit gradient (top; dashed for Jacobian-free runs, which
     claim no more than an approximation) and the spectral radius of :math:`J` at
     :math:`x^\\star` (bottom), with the reliability limits as grey lines
@@ -240,15 +241,14 @@ def fidelity_figure(table: pd.DataFrame, fidelity: dict[tuple, list[dict]], limi
             cosine, radius = axes[0, column], axes[1, column]
             drawn = 0
             for _, run in table[(table["task"] == task) & table["status"].isin(leaderboard.SCORED)].iterrows():
-                measured = fidelity.get((task, run["method"], run["loss"]))
-                if not measured:
-                    continue
-                steps = [m["step"] for m in measured]
-                linestyle = "-" if measured[0]["exact_gradient_claimed"] else "--"
-                for axis, key in ((cosine, "gradient_cosine"), (radius, "spectral_radius")):
-                    axis.plot(steps, [m[key] for m in measured], linestyle, color=colors[run["name"]],
-                              marker=LOSS_MARKERS.get(run["loss"], "o"), markersize=3, label=entry_label(run))
-                drawn += 1
+                for seed, measured in enumerate(m for m in fidelity.get((task, run["method"], run["loss"]), []) if m):
+                    steps = [m["step"] for m in measured]
+                    linestyle = "-" if measured[0]["exact_gradient_claimed"] else "--"
+                    for axis, key in ((cosine, "gradient_cosine"), (radius, "spectral_radius")):
+                        axis.plot(steps, [m[key] for m in measured], linestyle, color=colors[run["name"]],
+                                  marker=LOSS_MARKERS.get(run["loss"], "o"), markersize=3,
+                                  label=None if seed else entry_label(run))  # one legend entry for all seeds
+                    drawn += 1
             if not drawn:
                 note(cosine, f"{task}: no run measured its gradient fidelity")
                 note(radius, "")
@@ -260,6 +260,43 @@ def fidelity_figure(table: pd.DataFrame, fidelity: dict[tuple, list[dict]], limi
             radius.set_xlabel("training step")
             cosine.set_title(task, fontsize=9)
             cosine.legend(fontsize=7)
+        figure.tight_layout()
+        return save(figure, stem)
+
+
+def learning_figure(table: pd.DataFrame, curves: dict[tuple, list[list[dict]]], stem: str | Path) -> tuple[Path, Path]:
+    """Validation PSNR over training steps, one panel per task and loss (rows: losses),
+    for every row trained end to end: the mean over its seeds, the band from the lowest
+    to the highest seed. ``curves`` maps (task, method, loss) to each seed's curve
+    (:mod:`deqbench.training`); the shaded last quarter is where ``undertrained`` is decided."""
+    colors = method_colors(table)
+    losses = [loss for loss in LOSS_MARKERS if loss != "none"]
+    with style():
+        tasks, figure, axes = task_columns(table, 5.5, 3.2, rows=len(losses))
+        for column, task in enumerate(tasks):
+            for row_index, loss in enumerate(losses):
+                axis = axes[row_index, column]
+                drawn = 0
+                for _, run in table[(table["task"] == task) & (table["loss"] == loss)
+                                    & table["status"].isin(leaderboard.SCORED)].iterrows():
+                    seeds = [c for c in curves.get((task, run["method"], loss), []) if c]
+                    if not seeds:
+                        continue
+                    steps = [point["step"] for point in seeds[0]]
+                    values = np.array([[point["val_psnr"] for point in c] for c in seeds if len(c) == len(steps)])
+                    axis.plot(steps, values.mean(axis=0), color=colors[run["name"]], marker=LOSS_MARKERS[loss],
+                              markersize=3, label=run["name"] + (" (undertrained)" if run.get("undertrained") == "yes" else ""))
+                    axis.fill_between(steps, values.min(axis=0), values.max(axis=0), color=colors[run["name"]], alpha=0.15)
+                    drawn += 1
+                    last = steps[-1]
+                if not drawn:
+                    note(axis, f"{task}, {loss}: no learning curve recorded")
+                    continue
+                axis.axvspan(0.75 * last, last, color="0.92", zorder=0)
+                axis.set_title(f"{task}, loss {loss}", fontsize=9)
+                axis.set_xlabel("training step")
+                axis.set_ylabel("validation PSNR (dB)")
+                axis.legend(fontsize=7)
         figure.tight_layout()
         return save(figure, stem)
 

@@ -1,10 +1,14 @@
 """The leaderboard: one row per task x loss x method, as CSV and Markdown.
 
-Quality is the mean over test images with a 95% Student-t confidence interval,
-:math:`\\bar q \\pm t_{0.975, n-1}\\, s / \\sqrt{n}`; ``ood_psnr`` is the mean PSNR (with its interval) on
-the held-out real images and ``equivariance_error`` the mean relative error under
-rotations (:mod:`deqbench.equivariance`). A method that failed, whose folder is
-invalid, or that does not support a loss still gets its row, with the reason.
+A trained row gathers one run per training seed. Quality is the mean over seeds and
+test images with the 95% interval of a two-level bootstrap over seeds, then images
+(:mod:`deqbench.statistics`); ``psnr_seed_std`` is the standard deviation of the
+per-seed mean PSNR. ``ood_psnr`` is the mean PSNR (with its interval) on the held-out
+real images and ``equivariance_error`` the mean relative error under rotations
+(:mod:`deqbench.equivariance`). Costs are means over seeds, peak memory and the
+reliability measures the worst seed's. A row is ``ok`` only when every seed is; otherwise
+it takes the worst status of its seeds, with their reasons. A method that failed, whose
+folder is invalid, or that does not support a loss still gets its row, with the reason.
 
 This module owns the table's columns, their labels, the status order and the sections
 (task x loss) that the Markdown, the report page and its figures show.
@@ -12,33 +16,37 @@ This module owns the table's columns, their labels, the status order and the sec
 
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from tabulate import tabulate
 
 from deqbench.io import read_json, write_bytes_atomic
 from deqbench.losses import LOSSES
 from deqbench.methods import load_method
 from deqbench.provenance import code_fingerprint
+from deqbench.statistics import bootstrap_interval
 
 SUMMARY_COLUMNS = ["task", "loss", "method", "name", "family", "status", "reason",
-                   "psnr", "psnr_ci95", "ssim", "ssim_ci95", "ood_psnr", "ood_psnr_ci95", "n_test",
-                   "n_ood", "tuned_on"]  # the CSV's first columns
+                   "psnr", "psnr_ci95", "psnr_seed_std", "n_seeds", "ssim", "ssim_ci95", "ood_psnr",
+                   "ood_psnr_ci95", "n_test", "n_ood", "tuned_on"]  # the CSV's first columns
 COLUMNS = [*SUMMARY_COLUMNS, "equivariance_error", "test_ms", "train_min", "tune_min",
-           "train_peak_mb", "test_peak_mb", "gradient_cosine_min", "spectral_radius_max"]  # every column a reader may rely on
-MARKDOWN_COLUMNS = ["name", "family", "psnr", "ssim", "ood_psnr", "tuned_on", "equivariance_error", "test_ms",
+           "train_peak_mb", "test_peak_mb", "gradient_cosine_min", "spectral_radius_max",
+           "val_gain_last_quarter_db", "undertrained"]  # every column a reader may rely on
+MARKDOWN_COLUMNS = ["name", "family", "psnr", "psnr_seed_std", "n_seeds", "ssim", "ood_psnr", "tuned_on", "equivariance_error", "test_ms",
                     "train_min", "tune_min", "train_peak_mb", "test_peak_mb", "fp_forward_iterations",
                     "train_fp_backward_iterations", "fixed_point_warning", "gradient_cosine_min",
-                    "spectral_radius_max", "status"]
+                    "spectral_radius_max", "val_gain_last_quarter_db", "undertrained", "status"]
 LABELS = {
     "name": "method", "loss": "loss", "family": "family", "psnr": "PSNR (dB)", "ssim": "SSIM",
+    "psnr_seed_std": "PSNR seed std", "n_seeds": "seeds",
     "ood_psnr": "OOD PSNR (dB)", "equivariance_error": "equiv. error", "test_ms": "test ms/img",
     "train_min": "train min", "tune_min": "tune min", "train_peak_mb": "train peak MB",
     "test_peak_mb": "test peak MB", "fixed_point_warning": "train steps at cap", "status": "status",
     "gradient_cosine_min": "grad. cosine (min)", "tuned_on": "tuned on", "spectral_radius_max": "spectral radius (max)",
+    "val_gain_last_quarter_db": "val. PSNR gain, last quarter (dB)", "undertrained": "undertrained",
 }
 STATUS_ORDER = {"ok": 0, "oracle": 1, "unreliable": 2, "failed": 3, "stale": 4, "not applicable": 5, "invalid": 6}
 SCORED = ("ok", "oracle", "unreliable")  # statuses whose rows show their metrics (only ok rows are ranked)
@@ -78,31 +86,18 @@ def section(table: pd.DataFrame, task: str, loss: str) -> pd.DataFrame:
     return ordered(table[(table["task"] == task) & table["loss"].fillna("").isin([loss, "none", ""])])
 
 
-def mean_ci(values) -> tuple[float, float]:
-    """Mean and 95% Student-t half-width (NaN half-width for fewer than two values)."""
-    values = np.asarray(values, dtype=float)
-    if len(values) == 0:
-        return float("nan"), float("nan")
-    if len(values) < 2:
-        return float(values.mean()), float("nan")
-    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-    return float(values.mean()), float(half)
-
-
 def run_row(run: dict, images: pd.DataFrame) -> dict:
-    """Aggregate one run (``run.json`` + its per-image table) into a leaderboard row."""
+    """One run (``run.json`` + its per-image table, one training seed) as a row; its
+    quality columns are plain means (intervals come with :func:`combine_seeds`)."""
     test = images[images["split"] == "test"]
     ood = images[images["split"] == "ood"]
-    psnr, psnr_ci = mean_ci(test["psnr"])
-    ssim, ssim_ci = mean_ci(test["ssim"])
-    ood_psnr, ood_ci = mean_ci(ood["psnr"])
     train, tuning = run.get("train", {}), run.get("tuning", {})
     row = {
         "task": run["task"], "loss": run["loss"], "method": run["method"],
         "name": run.get("name", run["method"]), "family": run.get("family", ""),
         "status": run["status"], "reason": run.get("reason", ""),
-        "psnr": psnr, "psnr_ci95": psnr_ci, "ssim": ssim, "ssim_ci95": ssim_ci,
-        "ood_psnr": ood_psnr, "ood_psnr_ci95": ood_ci, "n_ood": len(ood),
+        "psnr": test["psnr"].mean(), "ssim": test["ssim"].mean(), "ood_psnr": ood["psnr"].mean(),
+        "n_ood": len(ood),
         "tuned_on": tuning.get("criterion", "") if tuning else "",
         "equivariance_error": float(test["equivariance_error"].mean()) if "equivariance_error" in test else float("nan"),
         "n_test": len(test),
@@ -113,6 +108,8 @@ def run_row(run: dict, images: pd.DataFrame) -> dict:
         "train_peak_mb": train.get("train_peak_memory_mb", float("nan")),
         "tune_min": tuning.get("tune_time_s", float("nan")) / 60,
         "steps": train.get("steps"), "batch_size": train.get("batch_size"),
+        "val_psnr_final": train.get("val_psnr_final", float("nan")),
+        "val_gain_last_quarter_db": train.get("val_gain_last_quarter_db", float("nan")),
         "seed": run.get("seed"), "config_hash": run.get("config_hash"),
     }
     row.update({f"tuned_{name}": value for name, value in tuning.get("chosen", {}).items()})
@@ -133,6 +130,45 @@ def run_row(run: dict, images: pd.DataFrame) -> dict:
 def placeholder(task: str, loss: str, method: str, definition: dict, status: str, reason: str) -> dict:
     return {"task": task, "loss": loss, "method": method, "name": definition.get("name", method),
             "family": definition.get("family", ""), "status": status, "reason": reason}
+
+
+WORST_OVER_SEEDS = {"gradient_cosine_min": "min", "gradient_relative_error_max": "max",
+                    "spectral_radius_max": "max", "fixed_point_warning": "max",
+                    "train_peak_mb": "max", "test_peak_mb": "max"}  # other numbers: mean over seeds
+INTERVALS = {"psnr": ("test", "psnr"), "ssim": ("test", "ssim"), "ood_psnr": ("ood", "psnr")}
+
+
+def worst_status(statuses) -> str:
+    return max(statuses, key=lambda status: STATUS_ORDER.get(status, len(STATUS_ORDER)))
+
+
+def combine_seeds(per_seed: list[tuple[dict, pd.DataFrame | None]], seed: int) -> dict:
+    """One leaderboard row from the runs of one method, loss and task, one per training
+    seed (each a :func:`run_row` and its per-image table, ``None`` for a run without
+    results). Its status is the worst of its seeds', with each other seed's reason;
+    its quality columns have two-level bootstrap intervals (``seed`` seeds the
+    bootstrap); see the module docstring for the other columns."""
+    frame = pd.DataFrame([row for row, _ in per_seed]).sort_values("seed", kind="stable")
+    row = frame.iloc[0].to_dict()  # names, settings and provenance of the first seed
+    row.update(status=worst_status(frame["status"]), n_seeds=len(frame),
+               seeds=",".join(str(s) for s in frame["seed"]))
+    if len(frame) > 1 and row["status"] != "ok":
+        row["reason"] = "; ".join(f"seed {s}: {status}: {reason}" for s, status, reason
+                                  in zip(frame["seed"], frame["status"], frame["reason"]) if status != "ok")
+    if row["status"] not in SCORED:
+        return {key: row.get(key) for key in ("task", "loss", "method", "name", "family", "status", "reason",
+                                              "n_seeds", "seeds")}
+    numbers = frame.select_dtypes("number").drop(columns=["seed"], errors="ignore")
+    row.update({column: getattr(numbers[column], WORST_OVER_SEEDS.get(column, "mean"))()
+                for column in numbers})
+    tables = [images.sort_values("image") for _, images in sorted(per_seed, key=lambda pair: pair[0]["seed"])]
+    for column, (split, metric) in INTERVALS.items():
+        scores = np.array([t.loc[t["split"] == split, metric].to_numpy() for t in tables], dtype=float)
+        interval = bootstrap_interval(scores, seed=seed)
+        row.update({column: interval.mean, f"{column}_ci95": (interval.high - interval.low) / 2,
+                    f"{column}_low": interval.low, f"{column}_high": interval.high})
+    row["psnr_seed_std"] = frame["psnr"].std(ddof=1) if len(frame) > 1 else float("nan")
+    return row
 
 
 def unsupported(definition: dict) -> str:
@@ -171,9 +207,22 @@ def unreliability(row: dict, limits: dict) -> str | None:
     return "; ".join(problems) or None
 
 
+def undertraining(row: dict, limits: dict) -> dict:
+    """``row`` with ``undertrained``: whether its validation PSNR still rose by more than
+    ``undertrained_gain_db`` over the last quarter of training (mean over seeds); a row
+    without a learning curve gets neither value. Not a failure: its rank may change with
+    more training."""
+    gain = row.get("val_gain_last_quarter_db")
+    if gain is not None and np.isfinite(gain):
+        row["undertrained"] = "yes" if gain > limits["undertrained_gain_db"] else "no"
+    return row
+
+
 def build(run_files: list[str | Path], tasks: list[str], methods: dict[str, dict],
-          invalid: dict[str, str], fingerprints: dict[str, str], code: str, limits: dict) -> pd.DataFrame:
-    """All leaderboard rows.
+          invalid: dict[str, str], fingerprints: dict[str, str], code: str, limits: dict,
+          seed: int = 0) -> pd.DataFrame:
+    """All leaderboard rows, the runs of every seed combined (:func:`combine_seeds`,
+    ``seed`` seeds its bootstrap).
 
     ``methods`` maps folder to its ``method.yaml`` content, ``fingerprints`` to the hash
     of its current sources, ``code`` is the hash of the package code that computes
@@ -181,19 +230,21 @@ def build(run_files: list[str | Path], tasks: list[str], methods: dict[str, dict
     metrics, rather than mixed in. An ok run that fails the reliability ``limits``
     (:func:`unreliability`) is shown as ``unreliable``, with its metrics, and not ranked.
     """
-    rows = []
+    per_seed = defaultdict(list)
     for path in run_files:
         run = read_json(path)
-        reason = staleness(run, fingerprints, code)
+        reason, images = staleness(run, fingerprints, code), None
         if reason:
-            rows.append(placeholder(run["task"], run["loss"], run["method"], methods.get(run["method"], {}),
-                                    "stale", reason))
-            continue
-        row = run_row(run, pd.read_csv(Path(path).with_name("images.csv")))
-        reason = unreliability(row, limits) if row["status"] == "ok" else None
-        if reason:
-            row.update(status="unreliable", reason=reason)
-        rows.append(row)
+            row = placeholder(run["task"], run["loss"], run["method"], methods.get(run["method"], {}),
+                              "stale", reason)
+        else:
+            images = pd.read_csv(Path(path).with_name("images.csv"))
+            row = run_row(run, images)
+            reason = unreliability(row, limits) if row["status"] == "ok" else None
+            if reason:
+                row.update(status="unreliable", reason=reason)
+        per_seed[(run["task"], run["loss"], run["method"])].append(({**row, "seed": run.get("seed")}, images))
+    rows = [undertraining(combine_seeds(runs, seed), limits) for runs in per_seed.values()]
     for task in tasks:
         for method, definition in methods.items():
             if task not in definition.get("tasks", [task]):
@@ -218,8 +269,9 @@ def fmt_ci(mean: float, half: float, digits: int) -> str:
 def markdown(table: pd.DataFrame) -> str:
     """One Markdown table per task x loss; reference rows (loss ``none``) appear in each."""
     parts = ["# Leaderboard\n",
-             "Mean over test images ± 95% confidence half-width. Times and memory compare "
-             "only within one machine.\n"]
+             "Mean over training seeds and test images ± half the width of the 95% two-level "
+             "bootstrap interval (seeds, then images); PSNR seed std: standard deviation of the "
+             "per-seed mean PSNR. Times and memory compare only within one machine.\n"]
     for task, loss in sections(table):
         rows = section(table, task, loss)
         rows["psnr"] = [fmt_ci(m, h, 2) for m, h in zip(rows["psnr"], rows["psnr_ci95"])]
@@ -235,12 +287,12 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def write(run_files: list[str], task_names: list[str], method_dirs: list[str],
-          invalid: dict[str, str], limits: dict, out_csv: str, out_md: str) -> None:
+          invalid: dict[str, str], limits: dict, seed: int, out_csv: str, out_md: str) -> None:
     """Aggregate the runs; a run computed by an older version of its method or of the
     package code is marked stale."""
     methods = {Path(d).name: load_method(d) for d in method_dirs}
     fingerprints = {name: method.fingerprint() for name, method in methods.items()}
     table = build(run_files, task_names, {n: m.definition for n, m in methods.items()}, invalid, fingerprints,
-                  code_fingerprint(), limits)
+                  code_fingerprint(), limits, seed)
     write_bytes_atomic(table.to_csv(index=False).encode(), out_csv)
     write_bytes_atomic(markdown(table).encode(), out_md)

@@ -36,6 +36,12 @@ class MethodError(RuntimeError):
     """A method's own code failed: recorded as a failed run, the benchmark goes on."""
 
 
+def check_output(x_net: torch.Tensor, expected: torch.Size) -> None:
+    if x_net.shape != expected:
+        raise MethodError(f"model output has shape {tuple(x_net.shape)}, expected {tuple(expected)} "
+                          "(the shape of the ground truth)")
+
+
 @contextmanager
 def method_code(doing: str):
     """Run code that calls a method's own code: a :class:`MethodError` passes through, any

@@ -35,6 +35,11 @@ SUMMARY_FIGURES = {
                     "the reference rows show that floor.",
     "convergence": "Relative residual of each iteration on the saved test images (median, band from "
                    "min to max): solid lines are DEQ forward solves, dotted lines unrolled iterations.",
+    "learning": "Learning curves: validation PSNR over training steps of every row trained end to end, "
+                "mean over its training seeds (band: lowest to highest seed). A row still gaining more "
+                "than the configured amount over the last quarter (shaded) is marked undertrained: its "
+                "place may change with more training. The curves are for reading only; nothing is chosen "
+                "from them.",
     "fidelity": "DEQ runs over training: cosine between the gradient used and the implicit gradient "
                 "with forward and backward solves run tight (top; dashed: Jacobian-free runs, which do "
                 "not claim it), and the spectral radius of the Jacobian of the iteration at the fixed "
@@ -46,10 +51,11 @@ RECONSTRUCTION_CAPTION = ("Fixed test images: ground truth, input (FBP / zero-fi
 MISSING = '<td class="gap" title="not recorded for this run" data-sort="">n/a</td>'
 NOT_APPLICABLE = '<td class="na" title="does not apply to this run" data-sort="">&ndash;</td>'
 EMPTY = '<td data-sort=""></td>'
-METRICS = [("psnr", 2, "psnr_ci95"), ("ssim", 3, "ssim_ci95"), ("ood_psnr", 2, "ood_psnr_ci95"),
+METRICS = [("psnr", 2, "psnr_ci95"), ("psnr_seed_std", 2, None), ("ssim", 3, "ssim_ci95"), ("ood_psnr", 2, "ood_psnr_ci95"),
            ("equivariance_error", 3, None), ("test_ms", 1, None), ("train_min", 2, None),
            ("tune_min", 2, None), ("train_peak_mb", 1, None), ("test_peak_mb", 1, None),
-           ("gradient_cosine_min", 4, None), ("spectral_radius_max", 3, None)]  # column, digits, CI
+           ("gradient_cosine_min", 4, None), ("spectral_radius_max", 3, None),
+           ("val_gain_last_quarter_db", 2, None)]  # column, digits, CI
 CAP_HITS = "fixed_point_warning"  # training steps whose fixed-point solve stopped at its cap
 
 STYLE = """
@@ -66,7 +72,7 @@ tr.failed,tr.stale,tr.invalid{background:#fdecea}tr.unreliable{background:#fff3e
 .badge{border-radius:3px;padding:0 4px;font-size:12px;color:#fff}
 .badge.ok{background:#2e7d32}.badge.failed{background:#c62828}.badge.stale{background:#ef6c00}
 .badge.invalid{background:#6a1b9a}.badge.unreliable{background:#8d6e63}.badge.oracle{background:#1565c0}.badge.not-applicable{background:#9e9e9e}
-td.na{color:#999;text-align:center}.scroll{overflow-x:auto}
+td.na{color:#999;text-align:center}.undertrained{color:#8d6e63}.scroll{overflow-x:auto}
 td.win{background:#c8e6c9}td.lose{background:#ffcdd2}td.tie{color:#777}
 figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:13px;color:#444}
 dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weight:600}
@@ -103,10 +109,11 @@ def entry_id(row: pd.Series) -> str:
 
 
 def section_comparisons(rows: pd.DataFrame, images: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """Paired comparisons between the ok rows of one section on their test images."""
+    """Paired comparisons between the ok rows of one section on their test images, over
+    their training seeds (:func:`deqbench.statistics.compare_entries`)."""
     ok = rows.loc[rows["status"] == "ok", ["task", "method", "loss"]]
     test = images[images["split"] == "test"].merge(ok, on=["task", "method", "loss"])
-    scores = test.assign(entry=test["method"] + "/" + test["loss"])[["entry", "image", "psnr"]]
+    scores = test.assign(entry=test["method"] + "/" + test["loss"])[["entry", "seed", "image", "psnr"]]
     return compare_entries(scores, seed)
 
 
@@ -120,6 +127,8 @@ def expected(column: str, row: pd.Series) -> bool:
         return row["family"] == "deq" and row["loss"] != "none"
     if column in ("train_min", "train_peak_mb"):
         return row["loss"] != "none"
+    if column == "val_gain_last_quarter_db":  # trained end to end (PnP and RED train a denoiser alone)
+        return row["loss"] != "none" and row["family"] != "pnp"
     if column.startswith("fp_"):
         return row["family"] == "deq"
     return column != "tune_min"
@@ -143,10 +152,14 @@ def text_cell(value: object, content: str | None = None) -> str:
 
 
 def status_cell(row: pd.Series) -> str:
-    """The status badge, followed by the reason and what the run's tuning saw, when there are."""
+    """The status badge, followed by the reason, what the run's tuning saw and whether it
+    was still improving, when there are."""
     status, reason, tuned = row["status"], row.get("reason"), row.get("tuned_on")
     badge = f'<span class="badge {esc(status.replace(" ", "-"))}">{esc(status)}</span>'
     note = f'<br><small>tuned on: {esc(tuned)}</small>' if present(tuned) else ""
+    if row.get("undertrained") == "yes":
+        note += (f'<br><small class="undertrained">undertrained: validation PSNR '
+                 f'{row["val_gain_last_quarter_db"]:+.2f} dB over the last quarter</small>')
     return f'<td class="status" data-sort="{esc(status)}">{badge} {esc(reason) if present(reason) else ""}{note}</td>'
 
 
@@ -205,7 +218,8 @@ def comparison_matrix(rows: pd.DataFrame, comparisons: pd.DataFrame) -> str:
             c = lookup.loc[(a, b)]
             kind = "win" if c["a_beats_b"] else "lose" if c["high"] < 0 else "tie"
             title = (f"{labels[a]} minus {labels[b]}: {c['mean']:+.2f} dB, 95% bootstrap interval "
-                     f"[{c['low']:+.2f}, {c['high']:+.2f}] over {c['n']} paired test images")
+                     f"[{c['low']:+.2f}, {c['high']:+.2f}] over {c['n']} paired test images and "
+                     f"{c['seeds']}+ training seeds")
             cells.append(f'<td class="{kind}" title="{esc(title)}">{c["mean"]:+.2f}</td>')
         body.append(f'<tr><th class="text">{esc(label)}</th>{"".join(cells)}</tr>')
     return f'<table class="matrix"><thead><tr><th></th>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
@@ -216,7 +230,8 @@ def winners(rows: pd.DataFrame, rank: dict[str, int]) -> str:
     if len(rank) < 2:
         return ""
     claim = "beats every other run" if len(best) == 1 else "are not separated from each other and none is beaten"
-    return f"<p><strong>{esc(', '.join(best))}</strong> {claim} (paired bootstrap of PSNR, 95%).</p>"
+    return (f"<p><strong>{esc(', '.join(best))}</strong> {claim} (two-level bootstrap of the PSNR "
+            "difference over seeds and paired test images, 95%).</p>")
 
 
 def image_tag(png: str | Path, alt: str) -> str:
@@ -275,16 +290,22 @@ def render(table: pd.DataFrame, images: pd.DataFrame, figures: dict[str, Path], 
     summary = "".join(f'<h3>{esc(name.capitalize())}</h3>{figure_block(figures[name], caption)}'
                       for name, caption in SUMMARY_FIGURES.items() if name in figures)
     devices = ", ".join(distinct(table, "device"))
+    seeds = "/".join(distinct(table.assign(n_seeds=table["n_seeds"].astype("Int64")), "n_seeds")) or "1"
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>deqbench report</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head>
 <body>
 <h1>deqbench report</h1>
 <nav>{''.join(nav)}<a href="#figures">figures</a><a href="#provenance">provenance</a></nav>
-<p class="note">Quality is the mean over test images &plusmn; the 95% Student-t half-width; OOD PSNR is
-on held-out real images. Rank is one plus the number of runs that beat this one: "A beats B" only when
-the 95% paired bootstrap interval of their PSNR difference on the same test images excludes zero
-(seed {seed}; each pair is a separate claim, and with few test images the interval is optimistic). <strong>Times and memory compare only within one machine</strong>
+<p class="note">Every trained row is {esc(seeds)} training runs, one per seed; rows that train nothing run
+once. Quality is the mean over seeds and test images &plusmn; half the width of its 95% interval from a
+two-level bootstrap: each resample draws the seeds with replacement, then the test images, so the
+interval counts the noise of both (Bouthillier et al. 2021, <em>Accounting for variance in machine
+learning benchmarks</em>); "PSNR seed std" is the spread of the per-seed mean PSNR. OOD PSNR is on
+held-out real images. Rank is one plus the number of runs that beat this one: "A beats B" only when the
+95% interval of their PSNR difference excludes zero, each resample drawing each row's seeds on its own
+and one set of test images for both (bootstrap seed {seed}; each pair is a separate claim, and with few
+seeds or images the interval is optimistic). <strong>Times and memory compare only within one machine</strong>
 (here: {esc(devices) or "not recorded"}). Click a column header to sort.</p>
 {''.join(sections)}
 <h2 id="figures">Figures</h2>{summary}
@@ -300,14 +321,16 @@ def write(leaderboard_csv: str, run_files: list[str], seed: int, limits: dict, f
     """The report page, its figures and the paired comparisons, from the leaderboard and
     each run's per-image results and sample reconstructions (only ``ok`` rows are drawn)."""
     table = leaderboard.with_all_columns(pd.read_csv(leaderboard_csv))
-    frames, samples, fidelity = [pd.DataFrame(columns=["task", "method", "loss", *IMAGE_COLUMNS])], {}, {}
-    for path in run_files:
-        run = read_json(path)
+    frames = [pd.DataFrame(columns=["task", "method", "loss", "seed", *IMAGE_COLUMNS])]
+    samples, fidelity, curves = {}, {}, {}
+    for run, path in sorted(((read_json(p), p) for p in run_files), key=lambda pair: pair[0]["seed"]):
         key = (run["task"], run["method"], run["loss"])
-        fidelity[key] = run.get("train", {}).get("fidelity", [])
+        fidelity.setdefault(key, []).append(run.get("train", {}).get("fidelity", []))
+        curves.setdefault(key, []).append(run.get("train", {}).get("validation", []))
         frames.append(pd.read_csv(Path(path).with_name("images.csv")).assign(
-            task=key[0], method=key[1], loss=key[2]))
-        samples[key] = load_torch(Path(path).with_name("recons.pt"))
+            task=key[0], method=key[1], loss=key[2], seed=run["seed"]))
+        if key not in samples:  # the reconstructions of the first seed
+            samples[key] = load_torch(Path(path).with_name("recons.pt"))
     images = pd.concat(frames, ignore_index=True)
     stems = {name: Path(figures_dir) / name for name in SUMMARY_FIGURES}
     pngs = {
@@ -316,6 +339,7 @@ def write(leaderboard_csv: str, run_files: list[str], seed: int, limits: dict, f
         "equivariance": figures.equivariance_figure(table, stems["equivariance"])[0],
         "convergence": figures.convergence_figure(table, samples, stems["convergence"])[0],
         "fidelity": figures.fidelity_figure(table, fidelity, limits, stems["fidelity"])[0],
+        "learning": figures.learning_figure(table, curves, stems["learning"])[0],
     }
     for task, loss in leaderboard.sections(table):
         name = f"reconstructions_{task}_{loss}"

@@ -140,12 +140,14 @@ def tune_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str, lo
 
 
 def evaluate_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str, loss: str,
-                 settings: dict, seed: int, device_name: str, warmup: int, model_file: str | None,
-                 record_file: str | None, out_images: str, out_run: str, out_recons: str,
-                 tuning_file: str | None = None, shared_hyperparameters: dict | None = None) -> None:
+                 settings: dict, seed: int, data_seed: int, device_name: str, evaluation_settings: dict,
+                 model_file: str | None, record_file: str | None, out_images: str, out_run: str,
+                 out_recons: str, tuning_file: str | None = None,
+                 shared_hyperparameters: dict | None = None) -> None:
     """Score one run on the test and ood splits, with its hyperparameters chosen on
     validation if it has any, and keep its first test reconstructions (empty when it
-    failed); a failed or failing method gets its reason."""
+    failed); a failed or failing method gets its reason. Test-time rotations follow the
+    ``data_seed``, the same for every run."""
     device = resolve_device(device_name)
     method = load_method(method_dir, shared_hyperparameters)
     run = {**run_identity(task_name, task_cfg, task_file, method, loss, settings, seed),
@@ -164,7 +166,8 @@ def evaluate_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str
             model = build_model(method, task, device, run.get("tuning", {}).get("chosen"))
             if model_file:
                 model.load_state_dict(load_torch(model_file, map_location=device))
-            scored, summary = evaluation.evaluate(model, task, device, warmup, seed)
+            scored, summary = evaluation.evaluate(model, task, device, evaluation_settings["warmup"], data_seed,
+                                                  evaluation_settings["draws"])
             samples = sample_reconstructions(model, task, device)
             rows, run["evaluation"], recons = scored, summary, samples  # only once all succeeded
     frame = pd.DataFrame(rows, columns=None if rows else evaluation.IMAGE_COLUMNS)

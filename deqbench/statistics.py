@@ -1,12 +1,22 @@
-"""Paired comparisons between leaderboard rows, and the quality-cost Pareto front.
+"""Intervals over training seeds and test images, paired comparisons between
+leaderboard rows, and the quality-cost Pareto front.
 
-Two rows of one task are compared on the test images they share. The per-image PSNR
-differences :math:`d_i = \\mathrm{PSNR}_A(i) - \\mathrm{PSNR}_B(i)` are resampled with
-replacement (a seeded generator, the same resamples for every pair) and the mean of each
-resample gives a percentile bootstrap interval of the mean difference. "A beats B" is
-claimed only when that interval lies entirely above zero. Each pair is a separate
-claim at the stated level (no correction for the number of pairs), and with few test
-images the percentile interval is optimistic.
+A row's score is a table :math:`q_{si}` of per-image scores, one row per training seed
+:math:`s` (one row for a method that trains nothing), one column per test image
+:math:`i`, and its estimate the grand mean :math:`\bar q`. Its interval comes from a
+two-level bootstrap (Bouthillier et al. 2021, *Accounting for variance in machine
+learning benchmarks*): every resample draws the seeds with replacement, then the images
+with replacement, and takes the mean of the drawn sub-table; the 2.5% and 97.5%
+percentiles of those means bound the 95% interval. It so counts both sources of noise a
+rerun on new data with new seeds would meet, instead of the test images alone.
+
+Two rows of one task are compared on the test images they share: each resample draws
+each row's seeds independently (their training runs are independent) and one set of
+images for both (the images are shared, which pairs them), and takes the difference of
+the two means. "A beats B" is claimed only when the interval of that difference lies
+entirely above zero. Each pair is a separate claim at the stated level (no correction
+for the number of pairs); with few seeds or images the percentile interval is optimistic.
+The generator is seeded, so the same tables give the same intervals.
 """
 
 from __future__ import annotations
@@ -22,53 +32,74 @@ LEVEL = 0.95
 
 
 @dataclass(frozen=True)
-class PairedDifference:
-    """Mean of ``a - b`` over the shared images and its bootstrap interval."""
+class Interval:
+    """An estimate, its bootstrap interval, and the seeds and images it rests on."""
 
     mean: float
     low: float
     high: float
-    n: int
+    n: int  # images
+    seeds: int = 1
 
     @property
     def excludes_zero(self) -> bool:
         return bool(self.low > 0 or self.high < 0)
 
 
-def paired_bootstrap(a, b, seed: int, resamples: int = RESAMPLES, level: float = LEVEL) -> PairedDifference:
-    """Percentile bootstrap interval of ``mean(a - b)`` for paired samples.
+def seed_table(scores) -> np.ndarray:
+    """``scores`` as a (seeds, images) array; a 1-D array is one seed."""
+    table = np.asarray(scores, dtype=float)
+    return table[None, :] if table.ndim == 1 else table
 
-    Fewer than two pairs give a NaN interval (no claim can be made from one image).
-    """
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a.shape != b.shape:
-        raise ValueError(f"paired samples differ in length: {a.shape} and {b.shape}")
-    differences = a - b
-    n = len(differences)
-    if n < 2:
-        mean = float(differences.mean()) if n else float("nan")
-        return PairedDifference(mean, float("nan"), float("nan"), n)
-    draws = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
-    means = differences[draws].mean(axis=1)
-    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return PairedDifference(float(differences.mean()), float(low), float(high), n)
+
+def resampled_means(a, b=None, seed: int = 0, resamples: int = RESAMPLES) -> np.ndarray:
+    """``resamples`` two-level bootstrap draws of ``mean(a)`` (or ``mean(a) - mean(b)``):
+    images drawn once per resample and shared by ``a`` and ``b``, seeds drawn for each
+    table on its own."""
+    tables = [seed_table(a)] + ([seed_table(b)] if b is not None else [])
+    images = tables[0].shape[1]
+    if any(t.shape[1] != images for t in tables):
+        raise ValueError(f"paired tables differ in their number of images: {[t.shape[1] for t in tables]}")
+    rng = np.random.default_rng(seed)
+    image_draws = rng.integers(0, images, size=(resamples, images))
+    means = []
+    for table in tables:
+        seed_draws = rng.integers(0, len(table), size=(resamples, len(table)))
+        means.append(table[seed_draws[:, :, None], image_draws[:, None, :]].mean(axis=(1, 2)))
+    return means[0] - means[1] if b is not None else means[0]
+
+
+def bootstrap_interval(a, b=None, seed: int = 0, resamples: int = RESAMPLES, level: float = LEVEL) -> Interval:
+    """Mean of ``a`` (seeds x images, or one seed's images), or of ``a - b`` paired on
+    the images, with its two-level percentile interval (module docstring). Fewer than
+    two images give a NaN interval."""
+    tables = [seed_table(a)] + ([seed_table(b)] if b is not None else [])
+    images, seeds = tables[0].shape[1], min(len(t) for t in tables)
+    mean = tables[0].mean() - (tables[1].mean() if b is not None else 0.0) if images else float("nan")
+    if images < 2:
+        return Interval(float(mean), float("nan"), float("nan"), images, seeds)
+    low, high = np.quantile(resampled_means(a, b, seed, resamples), [(1 - level) / 2, (1 + level) / 2])
+    return Interval(float(mean), float(low), float(high), images, seeds)
 
 
 def compare_entries(scores: pd.DataFrame, seed: int) -> pd.DataFrame:
     """Every ordered pair of entries compared on their shared images.
 
-    ``scores`` has columns ``entry``, ``image`` and ``psnr`` (one row per entry and test
-    image). Returns one row per ordered pair: ``entry_a``, ``entry_b``, ``mean`` (of
-    a - b), ``low``, ``high``, ``n`` and ``a_beats_b``.
+    ``scores`` has columns ``entry``, ``seed``, ``image`` and ``psnr`` (one row per
+    entry, training seed and test image). Returns one row per ordered pair:
+    ``entry_a``, ``entry_b``, ``mean`` (of a - b), ``low``, ``high``, ``n`` (images),
+    ``seeds`` (the fewer of the two) and ``a_beats_b``.
     """
-    wide = scores.pivot(index="image", columns="entry", values="psnr")
+    tables = {entry: group.pivot(index="seed", columns="image", values="psnr")
+              for entry, group in scores.groupby("entry")}
     rows = []
-    for first, second in permutations(wide.columns, 2):
-        shared = wide[[first, second]].dropna()
-        diff = paired_bootstrap(shared[first], shared[second], seed)
+    for first, second in permutations(sorted(tables), 2):
+        shared = tables[first].columns.intersection(tables[second].columns)
+        a, b = tables[first][shared].dropna(), tables[second][shared].dropna()
+        diff = bootstrap_interval(a.to_numpy(), b.to_numpy(), seed)
         rows.append({"entry_a": first, "entry_b": second, "mean": diff.mean, "low": diff.low,
-                     "high": diff.high, "n": diff.n, "a_beats_b": diff.low > 0})
-    return pd.DataFrame(rows, columns=["entry_a", "entry_b", "mean", "low", "high", "n", "a_beats_b"])
+                     "high": diff.high, "n": diff.n, "seeds": diff.seeds, "a_beats_b": diff.low > 0})
+    return pd.DataFrame(rows, columns=["entry_a", "entry_b", "mean", "low", "high", "n", "seeds", "a_beats_b"])
 
 
 def ranks(comparisons: pd.DataFrame, entries: list[str]) -> dict[str, int]:

@@ -1,9 +1,14 @@
-"""Seeded, resumable training of one method on one task under one loss.
+r"""Seeded, resumable training of one method on one task under one loss.
 
 Everything random draws from generators seeded from the run seed (batch order, loss
 transforms, the re-measurement noise, torch's global RNG), and their states are part
 of the checkpoint, so a resumed run ends with the same weights as an uninterrupted one
 on CPU. Checkpoints are written atomically every ``checkpoint_every`` steps.
+
+Every ``validation_every`` steps (and at the last) the mean validation PSNR is recorded,
+untimed, in batches of the training batch size: the learning curve. It is for the reader only, nothing is chosen from it, and
+it says whether a run had converged: the gain of its last quarter,
+:math:`\mathrm{PSNR}_{\text{end}} - \mathrm{PSNR}(\text{first point at or after } 3/4 \text{ of the steps})`.
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ import torch
 from tqdm import tqdm
 
 from deqbench import fidelity
+from deqbench.tuning import mean_psnr
 from deqbench.io import load_torch, save_torch
 from deqbench.losses import build_loss, needs_ground_truth, total_loss
 from deqbench.measure import PeakMemory, timed
-from deqbench.methods import MethodError, method_code
+from deqbench.methods import MethodError, check_output, method_code
 from deqbench.blocks.solvers import hit_cap
 from deqbench.tasks import Task
 
@@ -30,12 +36,6 @@ def seed_everything(seed: int, device: torch.device) -> None:
     torch.manual_seed(seed)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True)
-
-
-def check_output(x_net: torch.Tensor, expected: torch.Size) -> None:
-    if x_net.shape != expected:
-        raise MethodError(f"model output has shape {tuple(x_net.shape)}, expected {tuple(expected)} "
-                          "(the shape of the ground truth)")
 
 
 def solver_summary(per_step: list[dict[str, float]]) -> dict:
@@ -64,14 +64,24 @@ def fidelity_summary(measured: list[dict]) -> dict:
             "gradient_relative_error_max": max(m["gradient_relative_error"] for m in measured)}
 
 
+def curve_summary(curve: list[dict], steps: int) -> dict:
+    """The learning curve and the validation PSNR gained over its last quarter."""
+    if not curve:
+        return {}
+    late = next(point for point in curve if point["step"] >= 0.75 * steps)
+    return {"validation": curve, "val_psnr_final": curve[-1]["val_psnr"],
+            "val_gain_last_quarter_db": curve[-1]["val_psnr"] - late["val_psnr"]}
+
+
 def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, seed: int,
           device: torch.device, checkpoint: Path, identity: dict | None = None) -> dict:
     """Train ``model`` in place and return the training record.
 
     ``settings``: ``steps``, ``batch_size``, ``lr``, ``checkpoint_every``, ``ei_weight``,
-    ``ei_rotation_multiples`` and optionally ``time_budget_s`` and ``fidelity_every``
+    ``ei_rotation_multiples`` and optionally ``time_budget_s``, ``fidelity_every``
     (DEQs: measure the gradient's fidelity every that many steps and at the last,
-    :mod:`deqbench.fidelity`, untimed). ``identity`` is stored in the checkpoint so that a resume can check it
+    :mod:`deqbench.fidelity`, untimed) and ``validation_every`` (the learning curve,
+    module docstring). ``identity`` is stored in the checkpoint so that a resume can check it
     continues the same run. A method's own
     failure (exception, wrong output shape, non-finite loss, time budget exceeded) raises
     :class:`MethodError`.
@@ -89,8 +99,8 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
         # deepinv's noise model swaps its generator object on every call: look it up each time.
         return {"batches": batches, "transforms": transforms, "noise": task.physics.noise_model.rng}
 
-    start, history, step_times, solver_stats, measured = 0, [], [], [], []
-    fidelity_every = settings.get("fidelity_every", 0)
+    start, history, step_times, solver_stats, measured, curve = 0, [], [], [], [], []
+    fidelity_every, validation_every = settings.get("fidelity_every", 0), settings.get("validation_every", 0)
     if checkpoint.exists():
         state = load_torch(checkpoint, map_location=device)
         model.load_state_dict(state["model"])
@@ -99,7 +109,7 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
             generator.set_state(state["rng"][name])
         torch.set_rng_state(state["rng"]["torch"])
         start, history, step_times = state["step"], state["history"], state["step_times"]
-        solver_stats, measured = state["solver_stats"], state["fidelity"]
+        solver_stats, measured, curve = state["solver_stats"], state["fidelity"], state["validation"]
 
     model.train()
     with PeakMemory(device) as memory, timed(device) as wall:
@@ -136,12 +146,18 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
             history.append(loss.item())
             solver_stats.append(dict(getattr(model, "stats", None) or {}))
             done = step + 1
+            if validation_every and (done % validation_every == 0 or done == settings["steps"]):
+                model.eval()
+                with method_code(f"step {step}: validation"):
+                    curve.append({"step": done, "val_psnr": mean_psnr(model, task.splits["val"], task.physics,
+                                                                      device, settings["batch_size"])})
+                model.train()
             if done % settings["checkpoint_every"] == 0 or done == settings["steps"]:
                 save_torch({
                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "rng": {**{n: g.get_state() for n, g in generators().items()}, "torch": torch.get_rng_state()},
                     "step": done, "history": history, "step_times": step_times, "identity": identity,
-                    "solver_stats": solver_stats, "fidelity": measured,
+                    "solver_stats": solver_stats, "fidelity": measured, "validation": curve,
                 }, checkpoint)
     model.eval()
     return {
@@ -159,4 +175,5 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
         "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         **solver_summary(solver_stats),
         **fidelity_summary(measured),
+        **curve_summary(curve, settings["steps"]),
     }

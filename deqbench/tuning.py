@@ -23,10 +23,9 @@ import numpy as np
 import torch
 
 from deqbench.measure import timed
-from deqbench.methods import MethodError, method_code
+from deqbench.methods import MethodError, check_output, method_code
 from deqbench.metrics import psnr
 from deqbench.tasks import magnitude
-from deqbench.training import check_output
 
 
 def combinations(grid: dict[str, list]) -> list[dict]:
@@ -36,9 +35,11 @@ def combinations(grid: dict[str, list]) -> list[dict]:
 
 @torch.no_grad()
 def mean_psnr(model: torch.nn.Module, split: dict[str, torch.Tensor], physics,
-              device: torch.device) -> float:
-    """Mean PSNR of ``model`` over the images of ``split`` (``x``, ``y``), run as one batch."""
-    estimate = model(split["y"].to(device), physics)
+              device: torch.device, batch_size: int | None = None) -> float:
+    """Mean PSNR of ``model`` over the images of ``split`` (``x``, ``y``), run in batches
+    of ``batch_size`` (default: one batch)."""
+    ys = split["y"].to(device).split(batch_size or len(split["y"]))
+    estimate = torch.cat([model(y, physics) for y in ys])
     check_output(estimate, split["x"].shape)
     truths = magnitude(split["x"]).numpy().astype(np.float64)
     estimates = magnitude(estimate.float().cpu()).numpy().astype(np.float64)

@@ -1,11 +1,14 @@
 """The equivariance error and the saved sample reconstructions, on maps with a known answer."""
 
+import numpy as np
 import pytest
 import torch
 
+from deqbench.blocks.data import SeededDraws
 from deqbench.check import tiny_task
 from deqbench.equivariance import ROTATIONS, equivariance_errors, rotation_angles
 from deqbench.evaluation import evaluate
+from deqbench.metrics import psnr
 from deqbench.samples import SAMPLE_IMAGES, residual_history, sample_reconstructions
 
 CPU = torch.device("cpu")
@@ -86,3 +89,34 @@ def test_evaluation_records_the_error_and_angles_for_test_images():
     assert [row["split"] for row in rows] == ["test"] * len(task.splits["test"]["x"])
     assert all(0 <= row["equivariance_error"] < 0.05 for row in rows)
     assert summary["equivariance_rotations_deg"] == rotation_angles(3).tolist()
+
+
+
+class NoisyConstant(torch.nn.Module):
+    """A fixed image plus noise that a :class:`SeededDraws` draws anew at every call."""
+
+    def __init__(self, image: torch.Tensor):
+        super().__init__()
+        self.image, self.draws = image, SeededDraws(seed=0)
+
+    def forward(self, y, physics):
+        self.draws.new_call()
+        noise = 0.1 * torch.randn(self.image.shape, generator=self.draws.generator)
+        return (self.image + noise).expand(len(y), *self.image.shape[1:])
+
+
+def test_a_model_with_random_draws_is_scored_on_the_mean_over_its_draws():
+    """ODER-like: three draws per image; the row's PSNR is the mean of the three draws'
+    PSNRs, recomputed here from the same draws, and their spread is kept."""
+    task = tiny_task("ct")
+    image = torch.full((1, 1, 32, 32), 0.5)
+    rows, summary = evaluate(NoisyConstant(image), task, CPU, warmup=0, draws=3)
+    replay = NoisyConstant(image)
+    for row in [r for r in rows if r["split"] == "test"]:
+        truth = task.splits["test"]["x"][row["image"], 0].numpy().astype(np.float64)
+        scores = [psnr(truth, replay(torch.zeros(1), None)[0, 0].numpy().astype(np.float64)) for _ in range(3)]
+        assert row["psnr"] == pytest.approx(np.mean(scores))
+        assert row["psnr_draw_std"] == pytest.approx(np.std(scores, ddof=1)) and row["psnr_draw_std"] > 0
+    assert summary["draws"] == 3
+    deterministic, plain = evaluate(Constant(image), task, CPU, warmup=0, draws=3)
+    assert "psnr_draw_std" not in deterministic[0] and plain["draws"] == 1

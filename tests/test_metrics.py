@@ -2,9 +2,7 @@
 
 import numpy as np
 import pytest
-from scipy import stats
 
-from deqbench.leaderboard import mean_ci
 from deqbench.metrics import psnr, ssim
 
 
@@ -28,11 +26,3 @@ def test_ssim_is_one_for_identical_images_and_symmetric_range():
     assert 0 < ssim(truth, noisy) < 1
     # The same pair scored in another unit scales the data range with it.
     assert ssim(truth * 7, noisy * 7) == pytest.approx(ssim(truth, noisy))
-
-
-def test_confidence_interval_is_student_t():
-    values = np.array([20.0, 21.0, 23.0, 22.5])
-    mean, half = mean_ci(values)
-    expected = stats.t.ppf(0.975, 3) * values.std(ddof=1) / 2
-    assert mean == pytest.approx(21.625) and half == pytest.approx(expected)
-    assert np.isnan(mean_ci([1.0])[1])

@@ -53,7 +53,7 @@ def image_psnr(mean: float, image: int) -> float:
 
 def write_run(run_dir, task, method, loss, status, mean, with_history):
     run_dir.mkdir(parents=True)
-    (run_dir / "run.json").write_text(json.dumps({"task": task, "method": method, "loss": loss, "status": status}))
+    (run_dir / "run.json").write_text(json.dumps({"task": task, "method": method, "loss": loss, "status": status, "seed": 0}))
     if status not in SCORED:
         pd.DataFrame(columns=IMAGE_COLUMNS).to_csv(run_dir / "images.csv", index=False)
         save_torch({}, run_dir / "recons.pt")
@@ -76,7 +76,7 @@ def built(tmp_path_factory):
     for task, loss, method, name, family, status, reason, mean, extra in ROWS:
         ok = status in SCORED
         rows.append({"task": task, "loss": loss, "method": method, "name": name, "family": family,
-                     "status": status, "reason": reason, "psnr": mean, "psnr_ci95": 0.5 if ok else NAN,
+                     "status": status, "reason": reason, "psnr": mean, "psnr_ci95": 0.5 if ok else NAN, "n_seeds": 1,
                      "ssim": 0.8 if ok else NAN, "ssim_ci95": 0.02 if ok else NAN,
                      "ood_psnr": mean - 1, "equivariance_error": 0.1 if ok else NAN, "n_test": TEST_IMAGES,
                      "test_ms": 12.0 if ok else NAN, "train_min": 1.5 if ok and loss != "none" else NAN,
@@ -176,7 +176,7 @@ def test_smoke_report_page_and_snakemake_report(smoke_run):
     for name in table.loc[table["family"] != "oracle", "name"].unique():
         assert f">{name}</a>" in page
     assert "nearest training image" in page
-    images = pd.read_csv(next((smoke_run / "results" / "runs").glob("ct/direct/none/images.csv")))
+    images = pd.read_csv(next((smoke_run / "results" / "runs").glob("ct/direct/none/seed0/images.csv")))
     assert images.loc[images["split"] == "test", "equivariance_error"].between(0, 2).all()
     assert table.loc[table["status"] == "ok", "equivariance_error"].notna().all()
     snakemake(smoke_run, "--profile", "profiles/smoke", "--report", "report.html")

@@ -178,7 +178,7 @@ def run_once(root, method_dir, settings=SETTINGS):
                   loss="sup", settings=settings, seed=0, device_name="cpu")
     run_dir = root / "runs"
     train_run(**common, out_model=str(run_dir / "model.pt"), out_record=str(run_dir / "train.json"))
-    evaluate_run(**common, warmup=0, model_file=str(run_dir / "model.pt"), record_file=str(run_dir / "train.json"),
+    evaluate_run(**common, data_seed=0, evaluation_settings={"warmup": 0, "draws": 2}, model_file=str(run_dir / "model.pt"), record_file=str(run_dir / "train.json"),
                  out_images=str(run_dir / "images.csv"), out_run=str(run_dir / "run.json"),
                  out_recons=str(run_dir / "recons.pt"))
     return run_dir
@@ -198,7 +198,7 @@ def test_a_stale_result_is_not_mixed_into_the_leaderboard(simulated):
     out.mkdir()
 
     def board():
-        leaderboard.write([str(run_dir / "run.json")], ["ct"], [str(method)], {}, LIMITS, str(out / "b.csv"),
+        leaderboard.write([str(run_dir / "run.json")], ["ct"], [str(method)], {}, LIMITS, 0, str(out / "b.csv"),
                           str(out / "b.md"))
         return (out / "b.csv").read_text()
 
@@ -220,7 +220,7 @@ def test_a_checkpoint_from_another_configuration_is_not_resumed(simulated):
 
 def board_of(run_dir, method, out):
     out.mkdir()
-    leaderboard.write([str(run_dir / "run.json")], ["ct"], [str(method)], {}, LIMITS, str(out / "b.csv"),
+    leaderboard.write([str(run_dir / "run.json")], ["ct"], [str(method)], {}, LIMITS, 0, str(out / "b.csv"),
                       str(out / "b.md"))
     return leaderboard.pd.read_csv(out / "b.csv").iloc[0]
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import snakemake
-from deqbench.config import ROOT
+from deqbench.config import ROOT, load_yaml
 from deqbench.methods import discover
 
 WRONG_SHAPE_MODEL = """import torch
@@ -33,7 +33,8 @@ def test_dry_run_of_every_profile(workspace, profile):
 def test_dry_run_plans_every_method_task_and_loss(workspace):
     methods, _ = discover(workspace / "methods")
     result = snakemake(workspace, "-n", "--profile", "profiles/smoke", "--quiet", "rules")
-    planned = sum(len(m.losses) * 2 for m in methods.values() if m.trainable)
+    seeds = len(load_yaml(workspace / "config" / "smoke.yaml")["seeds"])
+    planned = sum(len(m.losses) * 2 * seeds for m in methods.values() if m.trainable)
     line = next(l for l in result.stdout.splitlines() if l.split()[:1] == ["train"])
     assert int(line.split()[1]) == planned
 
@@ -55,9 +56,9 @@ def test_misspelt_shared_hyperparameter_stops_with_its_name(workspace):
 def test_shared_hyperparameters_reach_the_trained_model(workspace):
     """A profile's shared hyperparameter sizes the denoiser that the train job builds."""
     (workspace / "config" / "narrow.yaml").write_text("hyperparameters: {denoiser.width: 8}\n")
-    snakemake(workspace, "results/runs/ct/deq-jfb/sup/model.pt", "--profile", "profiles/smoke",
+    snakemake(workspace, "results/runs/ct/deq-jfb/sup/seed0/model.pt", "--profile", "profiles/smoke",
               "--configfile", "config/config.yaml", "config/smoke.yaml", "config/narrow.yaml")
-    weights = torch.load(workspace / "results/runs/ct/deq-jfb/sup/model.pt", weights_only=True)
+    weights = torch.load(workspace / "results/runs/ct/deq-jfb/sup/seed0/model.pt", weights_only=True)
     widths = {w.shape[0] for name, w in weights.items() if name.endswith(".bias")}  # the denoiser's convolutions
     assert widths == {8, 1}  # hidden layers and the single-channel output layer (5 layers at 32 without it)
 
@@ -111,6 +112,26 @@ def test_broken_methods_do_not_take_down_the_others(workspace):
     assert table.loc["halfsize", "status"] == "failed"
     assert "shape (1, 1, 16, 32)" in table.loc["halfsize", "reason"]
     assert (table.loc["direct", "status"] == "ok").all()
+
+
+@pytest.mark.slow
+def test_every_seed_is_a_run_and_the_leaderboard_combines_them(workspace):
+    """Two training seeds: one train job per seed of a trained method, one evaluation of
+    an untrained one, and leaderboard rows over both seeds with their spread."""
+    args = ("--profile", "profiles/smoke", "--config", "methods=['direct','deq-jfb']", "seeds=[0,1]")
+    assert planned_jobs(workspace, *args)["train"] == 2 * 2 * 2  # deq-jfb: 2 tasks x 2 losses x 2 seeds
+    snakemake(workspace, *args)
+    runs = workspace / "results" / "runs" / "ct"
+    assert sorted(p.name for p in (runs / "deq-jfb" / "sup").iterdir()) == ["seed0", "seed1"]
+    assert [p.name for p in (runs / "direct" / "none").iterdir()] == ["seed0"]
+    table = pd.read_csv(workspace / "results" / "leaderboard.csv").set_index(["method", "loss"])
+    seeds = [pd.read_csv(runs / "deq-jfb" / "sup" / f"seed{s}" / "images.csv") for s in (0, 1)]
+    per_seed = [s.loc[s["split"] == "test", "psnr"].mean() for s in seeds]
+    row = table.loc[("deq-jfb", "sup")]
+    assert row["n_seeds"] == 2 and row["psnr"] == pytest.approx(sum(per_seed) / 2)
+    assert row["psnr_seed_std"] == pytest.approx(abs(per_seed[0] - per_seed[1]) / 2 ** 0.5)
+    assert per_seed[0] != per_seed[1]  # the seeds trained different models
+    assert table.loc[("direct", "none"), "n_seeds"] == 1
 
 
 def planned_jobs(workdir, *args, env=None) -> dict[str, int]:

@@ -12,7 +12,9 @@ with :math:`\lambda` relative to the mean squared residual, so that it does not 
 the scale of the iterates (the backward iterates are gradients, often tiny).
 
 Both stop once the relative residual :math:`\|F(x) - x\| / \|F(x)\|` of every sample
-is below ``tol``, or after ``max_iter`` evaluations of :math:`F`.
+is below ``tol``, or after ``max_iter`` evaluations of :math:`F` (capped, unless ``tol``
+is 0: then ``max_iter`` is a fixed budget, as for a stochastic map whose residual
+stalls at a noise floor, and running it is the rule, not a failure).
 
 Gradients (the output is one more step :math:`\hat x = F_\theta(x^\star)`, evaluated
 with a graph):
@@ -52,8 +54,9 @@ ANDERSON_REGULARISATION = 1e-4
 
 @dataclass(frozen=True)
 class SolverSettings:
-    """``tol``: relative residual to reach; ``max_iter``: cap on evaluations of the map;
-    ``anderson``: history size of Anderson acceleration, 0 for plain iteration."""
+    """``tol``: relative residual to reach (0: run ``max_iter`` evaluations, a fixed
+    budget); ``max_iter``: cap on evaluations of the map; ``anderson``: history size of
+    Anderson acceleration, 0 for plain iteration."""
 
     tol: float = 1e-3
     max_iter: int = 30
@@ -65,7 +68,7 @@ class Solution:
     x: torch.Tensor
     iterations: int
     residual: torch.Tensor  # (batch,) relative residual of the last iterate
-    converged: bool
+    converged: bool  # stopped by its rule: tolerance reached, or the fixed budget of tol 0 run
 
     def stats(self, prefix: str) -> dict[str, float]:
         return {
@@ -96,7 +99,7 @@ def picard(f: Map, x0: torch.Tensor, settings: SolverSettings) -> Solution:
         x = fx
         if residual.max() <= settings.tol:
             return Solution(x, k, residual, True)
-    return Solution(x, settings.max_iter, residual, False)
+    return Solution(x, settings.max_iter, residual, settings.tol <= 0)
 
 
 def anderson(f: Map, x0: torch.Tensor, settings: SolverSettings) -> Solution:
@@ -129,7 +132,7 @@ def anderson(f: Map, x0: torch.Tensor, settings: SolverSettings) -> Solution:
         newest = fs[:, slot]
         if residual.max() <= settings.tol:
             return Solution(newest.view_as(x0), k + 1, residual, True)
-    return Solution(newest.view_as(x0), settings.max_iter, residual, False)
+    return Solution(newest.view_as(x0), settings.max_iter, residual, settings.tol <= 0)
 
 
 def fixed_point(f: Map, x0: torch.Tensor, settings: SolverSettings) -> Solution:

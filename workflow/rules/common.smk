@@ -20,20 +20,28 @@ for _name, _reason in INVALID_METHODS.items():
     logger.warning(f"method '{_name}' is left out of this run: {_reason}")
 
 RUNS = [
-    (task, method.name, loss)
+    (task, method.name, loss, seed)
     for task in config["tasks"]
     for method in METHODS.values()
     if method.supports(task)
     for loss in method.losses
+    for seed in (config["seeds"] if method.trainable else config["seeds"][:1])  # untrained: once
 ]
-RUN_DIR = "results/runs/{task}/{method}/{loss}"
-ORACLES = [(task, "nearest-train", "none") for task in config["tasks"]]  # rows shown, never ranked
+RUN_DIR = "results/runs/{task}/{method}/{loss}/seed{seed}"
+RUN_LOG = "{task}/{method}/{loss}/seed{seed}"
+ORACLES = [(task, "nearest-train", "none", config["seed"]) for task in config["tasks"]]  # shown, never ranked
+
+
+def run_files(name):
+    """``name`` (run.json, images.csv, ...) of every run and oracle row."""
+    return [f"{RUN_DIR}/{name}".format(task=t, method=m, loss=l, seed=s) for t, m, l, s in RUNS + ORACLES]
 
 
 wildcard_constraints:
     task="|".join(config["tasks"]) or "$^",
     method="|".join(METHODS) or "$^",
     loss="sup|ei|none",
+    seed=r"\d+",
     dataset="[A-Za-z0-9_-]+",
 
 
@@ -51,7 +59,7 @@ def run_settings(wildcards):
         "method_dir": str(METHODS[wildcards.method].folder),
         "loss": wildcards.loss,
         "settings": config["training"],
-        "seed": config["seed"],
+        "seed": int(wildcards.seed),
         "device_name": config["device"],
         "shared_hyperparameters": config["hyperparameters"],
     }

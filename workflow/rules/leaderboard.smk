@@ -3,7 +3,7 @@
 
 rule leaderboard:
     input:
-        runs=[RUN_DIR.format(task=t, method=m, loss=l) + "/run.json" for t, m, l in RUNS + ORACLES],
+        runs=run_files("run.json"),
     output:
         csv=report("results/leaderboard.csv", caption="../report/leaderboard.rst", category="Leaderboard"),
         md="results/leaderboard.md",
@@ -12,6 +12,7 @@ rule leaderboard:
         method_dirs=[str(m.folder) for m in METHODS.values()],
         invalid=INVALID_METHODS,
         limits=config["reliability"],
+        seed=config["seed"],
     log:
         "results/logs/leaderboard.log",
     script:

@@ -10,9 +10,9 @@ REPORT_FIGURES = {name: name for name in SUMMARY_FIGURES} | {
 rule report:
     input:
         leaderboard="results/leaderboard.csv",
-        runs=[f"{RUN_DIR}/run.json".format(task=t, method=m, loss=l) for t, m, l in RUNS + ORACLES],
-        images=[f"{RUN_DIR}/images.csv".format(task=t, method=m, loss=l) for t, m, l in RUNS + ORACLES],
-        recons=[f"{RUN_DIR}/recons.pt".format(task=t, method=m, loss=l) for t, m, l in RUNS + ORACLES],
+        runs=run_files("run.json"),
+        images=run_files("images.csv"),
+        recons=run_files("recons.pt"),
     output:
         html=report("results/report/index.html", caption="../report/index.rst", category="Report"),
         comparisons=report("results/report/comparisons.csv", caption="../report/comparisons.rst",

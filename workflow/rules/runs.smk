@@ -15,9 +15,9 @@ rule train:
         loss="sup|ei",
     threads: config["threads_per_job"]
     log:
-        "results/logs/train/{task}/{method}/{loss}.log",
+        f"results/logs/train/{RUN_LOG}.log",
     benchmark:
-        "results/benchmarks/train/{task}/{method}/{loss}.tsv"
+        f"results/benchmarks/train/{RUN_LOG}.tsv"
     script:
         "../scripts/train.py"
 
@@ -40,9 +40,9 @@ rule tune:
         run=run_settings,
     threads: config["threads_per_job"]
     log:
-        "results/logs/tune/{task}/{method}/{loss}.log",
+        f"results/logs/tune/{RUN_LOG}.log",
     benchmark:
-        "results/benchmarks/tune/{task}/{method}/{loss}.tsv"
+        f"results/benchmarks/tune/{RUN_LOG}.tsv"
     script:
         "../scripts/tune.py"
 
@@ -65,12 +65,13 @@ rule evaluate:
         recons=f"{RUN_DIR}/recons.pt",
     params:
         run=run_settings,
-        warmup=config["evaluation"]["warmup"],
+        evaluation=config["evaluation"],
+        data_seed=config["seed"],
     threads: config["threads_per_job"]
     log:
-        "results/logs/evaluate/{task}/{method}/{loss}.log",
+        f"results/logs/evaluate/{RUN_LOG}.log",
     benchmark:
-        "results/benchmarks/evaluate/{task}/{method}/{loss}.tsv"
+        f"results/benchmarks/evaluate/{RUN_LOG}.tsv"
     script:
         "../scripts/evaluate.py"
 
@@ -80,15 +81,15 @@ rule nearest_training:
         task="results/tasks/{task}.pt",
         sources=code_files(),
     output:
-        images="results/runs/{task}/nearest-train/none/images.csv",
-        run="results/runs/{task}/nearest-train/none/run.json",
-        recons="results/runs/{task}/nearest-train/none/recons.pt",
+        images="results/runs/{task}/nearest-train/none/seed{seed}/images.csv",
+        run="results/runs/{task}/nearest-train/none/seed{seed}/run.json",
+        recons="results/runs/{task}/nearest-train/none/seed{seed}/recons.pt",
     params:
         task_cfg=lambda wildcards: config["tasks"][wildcards.task],
         seed=config["seed"],
     log:
-        "results/logs/nearest_training/{task}.log",
+        "results/logs/nearest_training/{task}/seed{seed}.log",
     benchmark:
-        "results/benchmarks/nearest_training/{task}.tsv"
+        "results/benchmarks/nearest_training/{task}/seed{seed}.tsv"
     script:
         "../scripts/nearest_training.py"
