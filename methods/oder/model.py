@@ -12,6 +12,12 @@ every draw), :math:`b = \max(1, \mathrm{round}(\texttt{fraction}\cdot G))`. Each
 drawn with probability :math:`b/G`, so :math:`\mathbb E\,\widehat{\nabla f} = A^H(Ax - y)`
 (the public ODER code: 90 angles, 5 blocks, 30 angles a draw).
 
+Forward: the stochastic iteration :math:`x_{k+1} = F_{S_k}(x_k)` from :math:`x_0 = A^\dagger y`
+for a fixed number of steps (``forward.max_iter``, tolerance 0), as the paper runs it:
+plain iteration, since Anderson acceleration extrapolates from past evaluations of a map
+that changes at every evaluation. At test time every image is reconstructed
+``evaluation.draws`` times and scored on the mean (:mod:`deqbench.evaluation`).
+
 Gradient: implicit differentiation as in DEQ-ID, :math:`v = J_S^\top v + g`, with
 :math:`J_S` the Jacobian at :math:`x^\star` of the step under the single draw :math:`S`
 of that evaluation. :math:`J_S` is an unbiased estimate of the mean map's Jacobian
