@@ -208,7 +208,8 @@ def measure_scaling_point(study_name: str, study: dict, method_dir: str, value: 
     task = tasks.load_task(study["task"], point_task, tasks.simulate(point_task, images, seed),
                            noise_seed=seed, device=device)
     settings = {**training_settings, "steps": scaling_settings["steps"],
-                "batch_size": scaling_settings["batch_size"], "checkpoint_every": scaling_settings["steps"]}
+                "batch_size": scaling_settings["batch_size"], "checkpoint_every": scaling_settings["steps"],
+                "validation_every": 0}  # a scaling point has a training split only
     record = {"study": study_name, "method": method.name, "value": value, "status": "ok",
               "task_config": point_task, "hyperparameters": hyperparameters, "provenance": provenance(device)}
     with failure_recorded(record):

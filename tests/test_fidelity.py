@@ -45,5 +45,5 @@ def test_measuring_fidelity_does_not_change_training(method, loss):
 def test_jacobian_free_gradient_is_measured_but_claims_no_exactness():
     record, _ = trained("deq-jfb", "sup", every=2, task_name="mri")
     assert record["exact_gradient_claimed"] is False
-    assert record["gradient_cosine_min"] < 0.999  # J taken as 0 is not the implicit gradient
+    assert record["gradient_relative_error_max"] > 0.01  # J taken as 0 is not the implicit gradient
     assert 0 < record["spectral_radius_max"] < 1

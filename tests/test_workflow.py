@@ -118,20 +118,21 @@ def test_broken_methods_do_not_take_down_the_others(workspace):
 def test_every_seed_is_a_run_and_the_leaderboard_combines_them(workspace):
     """Two training seeds: one train job per seed of a trained method, one evaluation of
     an untrained one, and leaderboard rows over both seeds with their spread."""
-    args = ("--profile", "profiles/smoke", "--config", "methods=['direct','deq-jfb']", "seeds=[0,1]")
+    (workspace / "config" / "seeds.yaml").write_text("methods: [direct, deq-jfb]\nseeds: [0, 1]\n")
+    args = ("--profile", "profiles/smoke", "--configfile", "config/config.yaml", "config/smoke.yaml", "config/seeds.yaml")
     assert planned_jobs(workspace, *args)["train"] == 2 * 2 * 2  # deq-jfb: 2 tasks x 2 losses x 2 seeds
     snakemake(workspace, *args)
     runs = workspace / "results" / "runs" / "ct"
     assert sorted(p.name for p in (runs / "deq-jfb" / "sup").iterdir()) == ["seed0", "seed1"]
     assert [p.name for p in (runs / "direct" / "none").iterdir()] == ["seed0"]
-    table = pd.read_csv(workspace / "results" / "leaderboard.csv").set_index(["method", "loss"])
+    table = pd.read_csv(workspace / "results" / "leaderboard.csv").set_index(["task", "method", "loss"])
     seeds = [pd.read_csv(runs / "deq-jfb" / "sup" / f"seed{s}" / "images.csv") for s in (0, 1)]
     per_seed = [s.loc[s["split"] == "test", "psnr"].mean() for s in seeds]
-    row = table.loc[("deq-jfb", "sup")]
+    row = table.loc[("ct", "deq-jfb", "sup")]
     assert row["n_seeds"] == 2 and row["psnr"] == pytest.approx(sum(per_seed) / 2)
     assert row["psnr_seed_std"] == pytest.approx(abs(per_seed[0] - per_seed[1]) / 2 ** 0.5)
     assert per_seed[0] != per_seed[1]  # the seeds trained different models
-    assert table.loc[("direct", "none"), "n_seeds"] == 1
+    assert table.loc[("ct", "direct", "none"), "n_seeds"] == 1
 
 
 def planned_jobs(workdir, *args, env=None) -> dict[str, int]:
