@@ -17,6 +17,11 @@ put back, so measuring does not change training):
 A Jacobian-free model's gradient is compared with the same tight implicit gradient: it
 is inexact by design, and the cosine says by how much (``exact_gradient_claimed`` is
 false for it, so that the leaderboard does not hold it to the implicit gradient's standard).
+
+A step whose data gradient draws at random (ODER) has no exact fixed point to solve
+tightly: its reference is the same step with the full data gradient
+:math:`A^H(Ax - y)`, the expectation of the random one, i.e. the DEQ that ODER claims to
+approximate; the spectral radius is that of the expected map's Jacobian.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from typing import Callable
 
 import torch
 
-from deqbench.blocks import DeepEquilibrium, ImplicitGradient, SolverSettings
+from deqbench.blocks import DeepEquilibrium, ImplicitGradient, SolverSettings, full_gradient
+from deqbench.blocks.data import SeededDraws
 
 TIGHT = SolverSettings(tol=1e-6, max_iter=300, anderson=5)
 POWER_ITERATIONS = 30
@@ -53,16 +59,26 @@ def restore(state: dict, model: torch.nn.Module, generators: dict[str, torch.Gen
     torch.set_rng_state(state["torch"])
 
 
+class ExpectedGradient(torch.nn.Module):
+    """:math:`A^H(Ax - y)` in the place of a random data gradient (same attribute, so the
+    step's modules keep their order)."""
+
+    def forward(self, x, y, physics):
+        return full_gradient(x, y, physics)
+
+
 @contextmanager
 def solved_tightly(model: DeepEquilibrium):
-    """The model with its forward solve run to :data:`TIGHT` and its gradient the implicit
-    one, solved to :data:`TIGHT`."""
-    forward, gradient = model.forward_settings, model.gradient
+    """The model with its forward solve run to :data:`TIGHT`, its gradient the implicit
+    one solved to :data:`TIGHT`, and a random data gradient replaced by its expectation."""
+    forward, gradient, data_gradient = model.forward_settings, model.gradient, model.step.data_gradient
     model.forward_settings, model.gradient = TIGHT, ImplicitGradient(TIGHT)
+    if isinstance(data_gradient, torch.nn.Module) and any(isinstance(m, SeededDraws) for m in data_gradient.modules()):
+        model.step.data_gradient = ExpectedGradient()
     try:
         yield
     finally:
-        model.forward_settings, model.gradient = forward, gradient
+        model.forward_settings, model.gradient, model.step.data_gradient = forward, gradient, data_gradient
 
 
 def spectral_radius(f: Callable[[torch.Tensor], torch.Tensor], x_star: torch.Tensor) -> float:
