@@ -7,8 +7,8 @@ on CPU. Checkpoints are written atomically every ``checkpoint_every`` steps.
 
 Every ``validation_every`` steps (and at the last) the mean validation PSNR is recorded,
 untimed, in batches of the training batch size: the learning curve. It is for the reader only, nothing is chosen from it, and
-it says whether a run had converged: the gain of its last quarter,
-:math:`\mathrm{PSNR}_{\text{end}} - \mathrm{PSNR}(\text{first point at or after } 3/4 \text{ of the steps})`.
+it says whether a run had converged: the gain of (at least) its last quarter,
+:math:`\mathrm{PSNR}_{\text{end}} - \mathrm{PSNR}(\text{last point at or before } 3/4 \text{ of the steps})`.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def curve_summary(curve: list[dict], steps: int) -> dict:
     """The learning curve and the validation PSNR gained over its last quarter."""
     if not curve:
         return {}
-    late = next(point for point in curve if point["step"] >= 0.75 * steps)
+    late = ([point for point in curve[:-1] if point["step"] <= 0.75 * steps] or curve[:1])[-1]
     return {"validation": curve, "val_psnr_final": curve[-1]["val_psnr"],
             "val_gain_last_quarter_db": curve[-1]["val_psnr"] - late["val_psnr"]}
 
