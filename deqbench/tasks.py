@@ -50,9 +50,10 @@ def coils(task_cfg: dict) -> int:
     return task_cfg.get("coils", 1)
 
 
-def tomography(angles: int, image_size: int, normalize: bool = True,
-               device: str | torch.device = "cpu") -> Tomography:
-    """deepinv parallel-beam CT; serial angles are faster on CPU beyond a few dozen.
+def tomography(angles: int | torch.Tensor, image_size: int, normalize: bool = True,
+               device: str | torch.device = "cpu", kind: type = Tomography, **kwargs) -> Tomography:
+    """deepinv parallel-beam CT (or a subclass ``kind``); serial angles are faster on CPU
+    beyond a few dozen.
 
     deepinv estimates the operator norm by power iteration from the *global* torch RNG:
     it is run under a fixed, forked seed so that the operator does not depend on what
@@ -61,9 +62,82 @@ def tomography(angles: int, image_size: int, normalize: bool = True,
     with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
         warnings.simplefilter("ignore")
         torch.manual_seed(0)
-        return Tomography(angles=angles, img_width=image_size, normalize=normalize,
-                          parallel_computation=torch.device(device).type == "cuda",
-                          device=device)
+        return kind(angles=angles, img_width=image_size, normalize=normalize,
+                    parallel_computation=torch.device(device).type == "cuda", device=device, **kwargs)
+
+
+class SparseProduct(torch.autograd.Function):
+    """:math:`x \mapsto x M^\top` for a sparse :math:`M` (rows of ``x`` are images), whose
+    gradient is :math:`g \mapsto g M`, with :math:`M^\top` given precomputed (``transpose``)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, matrix: torch.Tensor, transpose: torch.Tensor) -> torch.Tensor:
+        ctx.transpose = transpose
+        return (matrix @ x.T).T.contiguous()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return (ctx.transpose @ grad.T).T.contiguous(), None, None
+
+
+MATRIX_CHUNK = 256  # basis images projected at once while building the matrix
+
+
+class MatrixTomography(Tomography):
+    """deepinv's :class:`Tomography` whose :math:`A` and :math:`A^\top` are products with
+    its exact sparse matrix (CSR), built by projecting the pixel basis with deepinv's own
+    :math:`A` (``matrix`` given: reused, e.g. from the cached task). :math:`A^\top` is the
+    matrix's transpose, the exact adjoint deepinv computes by autograd; FBP uses it too.
+
+    Written here, not taken from deepinv, because it is much faster on CPU: at 64 x 64 with
+    30 views, one thread, batch 4, 1.6 ms against 14 ms for :math:`A` and 38 ms for
+    :math:`A^\top` (``benchmarks/ct_operator.py``), equal to 2e-7 relative.
+    """
+
+    matrix: torch.Tensor | None = None  # None while deepinv's constructor estimates the norm
+
+    def __init__(self, *args, matrix: torch.Tensor | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        zeros = torch.zeros(1, 1, self.img_width, self.img_width, device=self.angles.device)
+        self.sinogram_shape = super().A(zeros).shape[-2:]
+        self.matrix = (self.project_basis() if matrix is None else matrix).to(self.angles.device)
+        self.transpose = self.matrix.to_sparse_coo().t().coalesce().to_sparse_csr()
+
+    @torch.no_grad()
+    def project_basis(self) -> torch.Tensor:
+        """The (measurements x pixels) CSR matrix of deepinv's :math:`A`, column by column."""
+        pixels, rows, columns, values = self.img_width ** 2, [], [], []
+        for start in range(0, pixels, MATRIX_CHUNK):
+            count = min(MATRIX_CHUNK, pixels - start)
+            basis = torch.zeros(count, pixels, device=self.angles.device)
+            basis[torch.arange(count), torch.arange(start, start + count)] = 1
+            projected = super().A(basis.view(count, 1, self.img_width, self.img_width)).flatten(1)
+            image, measurement = projected.nonzero(as_tuple=True)
+            rows.append(measurement)
+            columns.append(image + start)
+            values.append(projected[image, measurement])
+        indices = torch.stack([torch.cat(rows), torch.cat(columns)])
+        shape = (self.sinogram_shape.numel(), pixels)
+        return torch.sparse_coo_tensor(indices, torch.cat(values), shape).coalesce().to_sparse_csr()
+
+    def A(self, x: torch.Tensor, **kwargs) -> torch.Tensor:
+        if self.matrix is None:
+            return super().A(x, **kwargs)
+        products = SparseProduct.apply(x.flatten(1), self.matrix, self.transpose)
+        return products.view(len(x), 1, *self.sinogram_shape)
+
+    def A_adjoint(self, y: torch.Tensor, **kwargs) -> torch.Tensor:
+        if self.matrix is None:
+            return super().A_adjoint(y, **kwargs)
+        products = SparseProduct.apply(y.flatten(1), self.transpose, self.matrix)
+        return products.view(len(y), 1, self.img_width, self.img_width)
+
+    def angle_subset(self, indices: torch.Tensor) -> MatrixTomography:
+        """The operator over the views ``indices`` alone, its rows of this matrix (so
+        scaled by this operator's norm)."""
+        dense = self.matrix.to_dense().view(*self.sinogram_shape, -1)[:, indices].flatten(0, 1)
+        return tomography(self.angles[indices], self.img_width, normalize=False, device=self.angles.device,
+                          kind=MatrixTomography, matrix=dense.to_sparse_csr())
 
 
 def draw_mri_mask(task_cfg: dict, seed: int) -> torch.Tensor:
@@ -98,11 +172,14 @@ def simulated_coil_maps(count: int, size: int, seed: int) -> torch.Tensor:
 
 
 def build_physics(task_cfg: dict, mask: torch.Tensor | None = None, noise_seed: int = 0,
-                  device: str | torch.device = "cpu", coil_maps: torch.Tensor | None = None) -> LinearPhysics:
+                  device: str | torch.device = "cpu", coil_maps: torch.Tensor | None = None,
+                  operator: torch.Tensor | None = None) -> LinearPhysics:
     """The task's forward operator with its noise model (seeded for reproducibility);
-    MRI needs its ``mask`` and, multi-coil, its ``coil_maps``."""
+    MRI needs its ``mask`` and, multi-coil, its ``coil_maps``; CT is a
+    :class:`MatrixTomography`, whose ``operator`` matrix is built when not given."""
     if task_cfg["physics"] == "tomography":
-        physics = tomography(task_cfg["angles"], task_cfg["image_size"], device=device)
+        physics = tomography(task_cfg["angles"], task_cfg["image_size"], device=device, kind=MatrixTomography,
+                             matrix=operator)
     elif task_cfg["physics"] == "mri":
         if mask is None:
             raise ConfigError("an MRI task needs its sampling mask")
@@ -141,7 +218,8 @@ def simulate(task_cfg: dict, images: dict[str, torch.Tensor], seed: int) -> dict
 
     ``images`` maps split to ``(n, R, R)`` tensors, ``R`` an integer multiple ``k`` of
     the task's ``image_size``. Returns ``{"mask": ..., "splits": {split: {"x", "y"}}}``,
-    plus ``"coil_maps"`` for multi-coil MRI (``y`` then ``(n, 2, coils, H, W)``).
+    plus ``"coil_maps"`` for multi-coil MRI (``y`` then ``(n, 2, coils, H, W)``) and
+    ``"operator"``, the CT matrix (:class:`MatrixTomography`), built once here.
     """
     size = task_cfg["image_size"]
     mask = draw_mri_mask(task_cfg, seed) if task_cfg["physics"] == "mri" else None
@@ -163,7 +241,8 @@ def simulate(task_cfg: dict, images: dict[str, torch.Tensor], seed: int) -> dict
         else:
             clean = physics.A(x)
         splits[split] = {"x": x, "y": physics.noise(clean)}  # MRI: noise on sampled k-space only
-    return {"mask": mask, "splits": splits} | ({} if maps is None else {"coil_maps": maps})
+    return ({"mask": mask, "splits": splits} | ({} if maps is None else {"coil_maps": maps})
+            | ({"operator": physics.matrix} if isinstance(physics, MatrixTomography) else {}))
 
 
 def fine_tomography(task_cfg: dict, fine: torch.Tensor, factor: int,
@@ -213,5 +292,5 @@ def load_task(name: str, task_cfg: dict, data: dict, noise_seed: int,
               device: str | torch.device = "cpu") -> Task:
     """Assemble a :class:`Task` from its config and cached simulation."""
     physics = build_physics(task_cfg, mask=data["mask"], noise_seed=noise_seed, device=device,
-                            coil_maps=data.get("coil_maps"))
+                            coil_maps=data.get("coil_maps"), operator=data.get("operator"))
     return Task(name=name, config=task_cfg, physics=physics, splits=data["splits"])

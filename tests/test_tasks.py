@@ -6,8 +6,8 @@ import torch
 
 from deqbench.config import ConfigError
 from deqbench.datasets import ellipse_phantom, split_rng
-from deqbench.tasks import (OPERATOR_NORM, build_physics, draw_mri_mask, initial_reconstruction, load_task, simulate,
-                            simulated_coil_maps)
+from deqbench.tasks import (OPERATOR_NORM, MatrixTomography, build_physics, draw_mri_mask, initial_reconstruction,
+                            load_task, simulate, simulated_coil_maps, tomography)
 
 CT = {"physics": "tomography", "image_size": 32, "angles": 12, "noise_sigma": 0.01}
 MRI = {"physics": "mri", "image_size": 32, "acceleration": 4, "center_fraction": 0.08, "noise_sigma": 0.01}
@@ -127,3 +127,26 @@ def test_mri_zero_filled_keeps_measured_frequencies():
     y = physics.A(x)
     assert torch.allclose(physics.A(initial_reconstruction(y, physics)), y, atol=1e-5)
     assert 0.2 < physics.mask.float().mean().item() < 0.35
+
+
+def relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).norm() / b.norm()).item()
+
+
+def test_the_ct_matrix_is_deepinvs_operator():
+    """The sparse CT operator equals deepinv's Tomography to 1e-6 relative: forward, adjoint
+    (deepinv's is autograd of A), the gradient through A, FBP, and a subset of views
+    (ODER's groups); a task's cached matrix gives the same operator."""
+    fast, reference = build_physics(CT), tomography(CT["angles"], CT["image_size"])
+    assert isinstance(fast, MatrixTomography)
+    generator = torch.Generator().manual_seed(2)
+    x = torch.rand(3, 1, 32, 32, generator=generator).requires_grad_()
+    y = torch.randn(reference.A(x).shape, generator=generator)
+    assert relative(fast.A(x), reference.A(x)) < 1e-6
+    assert relative(fast.A_adjoint(y), reference.A_adjoint(y)) < 1e-6
+    assert relative(torch.autograd.grad((fast.A(x) * y).sum(), x)[0], reference.A_adjoint(y)) < 1e-6
+    assert relative(initial_reconstruction(y, fast), initial_reconstruction(y, reference)) < 1e-6
+    views = torch.arange(1, CT["angles"], 4)
+    assert relative(fast.angle_subset(views).A(x), reference.A(x)[..., views]) < 1e-6
+    cached = build_physics(CT, operator=fast.matrix)
+    assert torch.equal(cached.A(x), fast.A(x))

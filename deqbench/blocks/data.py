@@ -25,6 +25,8 @@ import warnings
 import torch
 from deepinv.physics import LinearPhysics, MultiCoilMRI, Tomography
 
+from deqbench.tasks import MatrixTomography
+
 
 def full_gradient(x: torch.Tensor, y: torch.Tensor, physics: LinearPhysics) -> torch.Tensor:
     """:math:`\\nabla f(x) = A^H(Ax - y)`."""
@@ -35,6 +37,8 @@ def angle_groups(physics: Tomography, count: int) -> list[Tomography]:
     """CT operators over the angles ``g, g + count, g + 2 count, ...`` for ``g < count``,
     scaled by the full operator's norm (deepinv's ``split_physics``, which needs groups
     of equal size)."""
+    if isinstance(physics, MatrixTomography):
+        return [physics.angle_subset(torch.arange(g, len(physics.angles), count)) for g in range(count)]
     groups = []
     for g in range(count):
         with warnings.catch_warnings():
