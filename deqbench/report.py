@@ -127,6 +127,8 @@ def expected(column: str, row: pd.Series) -> bool:
         return row["family"] == "deq" and row["loss"] != "none"
     if column in ("train_min", "train_peak_mb"):
         return row["loss"] != "none"
+    if column == "psnr_seed_std":  # a spread needs two seeds
+        return row.get("n_seeds", 1) > 1
     if column == "val_gain_last_quarter_db":  # trained end to end (PnP and RED train a denoiser alone)
         return row["loss"] != "none" and row["family"] != "pnp"
     if column.startswith("fp_"):
@@ -297,7 +299,7 @@ def render(table: pd.DataFrame, images: pd.DataFrame, figures: dict[str, Path], 
 <body>
 <h1>deqbench report</h1>
 <nav>{''.join(nav)}<a href="#figures">figures</a><a href="#provenance">provenance</a></nav>
-<p class="note">Every trained row is {esc(seeds)} training runs, one per seed; rows that train nothing run
+<p class="note">Every trained row is {esc(seeds)} training run(s), one per seed; rows that train nothing run
 once. Quality is the mean over seeds and test images &plusmn; half the width of its 95% interval from a
 two-level bootstrap: each resample draws the seeds with replacement, then the test images, so the
 interval counts the noise of both (Bouthillier et al. 2021, <em>Accounting for variance in machine
