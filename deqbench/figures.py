@@ -233,7 +233,8 @@ def fidelity_figure(table: pd.DataFrame, fidelity: dict[tuple, list[list[dict]]]
     and the tightly solved implicit gradient (top; dashed for Jacobian-free runs, which
     claim no more than an approximation) and the spectral radius of :math:`J` at
     :math:`x^\\star` (bottom), with the reliability limits as grey lines
-    (:mod:`deqbench.fidelity`)."""
+    (:mod:`deqbench.fidelity`); a measurement whose tight reference did not converge is
+    left out."""
     colors = method_colors(table)
     with style():
         tasks, figure, axes = task_columns(table, 5.5, 3.2, rows=2)
@@ -242,6 +243,9 @@ def fidelity_figure(table: pd.DataFrame, fidelity: dict[tuple, list[list[dict]]]
             drawn = 0
             for _, run in table[(table["task"] == task) & table["status"].isin(leaderboard.SCORED)].iterrows():
                 for seed, measured in enumerate(m for m in fidelity.get((task, run["method"], run["loss"]), []) if m):
+                    measured = [m for m in measured if m.get("reference_converged", True)]
+                    if not measured:
+                        continue
                     steps = [m["step"] for m in measured]
                     linestyle = "-" if measured[0]["exact_gradient_claimed"] else "--"
                     for axis, key in ((cosine, "gradient_cosine"), (radius, "spectral_radius")):

@@ -37,7 +37,8 @@ COLUMNS = [*SUMMARY_COLUMNS, "equivariance_error", "test_ms", "train_min", "tune
            "val_gain_last_quarter_db", "undertrained"]  # every column a reader may rely on
 MARKDOWN_COLUMNS = ["name", "family", "psnr", "psnr_seed_std", "n_seeds", "ssim", "ood_psnr", "tuned_on", "equivariance_error", "test_ms",
                     "train_min", "tune_min", "train_peak_mb", "test_peak_mb", "fp_forward_iterations",
-                    "train_fp_backward_iterations", "fixed_point_warning", "gradient_cosine_min",
+                    "train_fp_backward_iterations", "fixed_point_warning", "backward_capped_steps",
+                    "gradient_cosine_min",
                     "spectral_radius_max", "val_gain_last_quarter_db", "undertrained", "status"]
 LABELS = {
     "name": "method", "loss": "loss", "family": "family", "psnr": "PSNR (dB)", "ssim": "SSIM",
@@ -45,6 +46,7 @@ LABELS = {
     "ood_psnr": "OOD PSNR (dB)", "equivariance_error": "equiv. error", "test_ms": "test ms/img",
     "train_min": "train min", "tune_min": "tune min", "train_peak_mb": "train peak MB",
     "test_peak_mb": "test peak MB", "fixed_point_warning": "train steps at cap", "status": "status",
+    "backward_capped_steps": "backward solves at cap",
     "gradient_cosine_min": "grad. cosine (min)", "tuned_on": "tuned on", "spectral_radius_max": "spectral radius (max)",
     "val_gain_last_quarter_db": "val. PSNR gain, last quarter (dB)", "undertrained": "undertrained",
 }
@@ -118,6 +120,7 @@ def run_row(run: dict, images: pd.DataFrame) -> dict:
             row[column] = float(test[column].mean())
     row.update({f"train_{key}": value for key, value in train.items() if key.startswith("fp_")})
     row["fixed_point_warning"] = train.get("fixed_point_warning", float("nan"))
+    row["backward_capped_steps"] = train.get("backward_capped_steps", float("nan"))
     for key in ("gradient_cosine_min", "gradient_relative_error_max", "spectral_radius_max"):
         row[key] = train.get(key, float("nan"))
     row["fidelity_measured"] = "fidelity" in train
@@ -133,7 +136,7 @@ def placeholder(task: str, loss: str, method: str, definition: dict, status: str
 
 
 WORST_OVER_SEEDS = {"gradient_cosine_min": "min", "gradient_relative_error_max": "max",
-                    "spectral_radius_max": "max", "fixed_point_warning": "max",
+                    "spectral_radius_max": "max", "fixed_point_warning": "max", "backward_capped_steps": "max",
                     "train_peak_mb": "max", "test_peak_mb": "max"}  # other numbers: mean over seeds
 INTERVALS = {"psnr": ("test", "psnr"), "ssim": ("test", "ssim"), "ood_psnr": ("ood", "psnr")}
 
@@ -192,18 +195,22 @@ def unreliability(row: dict, limits: dict) -> str | None:
     ``min_gradient_cosine``; a Jacobian-free gradient claims no more than an approximation
     and is not held to it), a spectral radius of :math:`J` at :math:`x^\\star` of
     ``max_spectral_radius`` or more (not an attracting fixed point), or more than
-    ``max_capped_share`` of its training steps with a solve stopped at its cap."""
+    ``max_capped_share`` of its training steps with the implicit backward solve stopped at
+    its cap (a forward solve stopped near its tolerance shows in ``fixed_point_warning``;
+    whether it matters for the gradient, the fidelity measurement says)."""
     problems = []
-    if row["fidelity_measured"]:  # NaN fails too: the tight solve diverged
+    if row["fidelity_measured"] and not np.isfinite(row["gradient_cosine_min"]):
+        problems.append("no tight reference solve converged: gradient fidelity and spectral radius unknown")
+    elif row["fidelity_measured"]:
         if row["exact_gradient_claimed"] and not row["gradient_cosine_min"] >= limits["min_gradient_cosine"]:
             problems.append(f"implicit gradient cosine {row['gradient_cosine_min']:.3f} against a tight solve "
                             f"(< {limits['min_gradient_cosine']})")
         if not row["spectral_radius_max"] < limits["max_spectral_radius"]:
             problems.append(f"spectral radius of J at x* {row['spectral_radius_max']:.3f} "
                             f"(>= {limits['max_spectral_radius']}): not contractive")
-    if row["steps"] and row["fixed_point_warning"] / row["steps"] > limits["max_capped_share"]:
-        problems.append(f"{row['fixed_point_warning']:.0f} of {row['steps']} training steps hit a solver cap "
-                        f"(> {limits['max_capped_share']:.0%})")
+    if row["steps"] and row["backward_capped_steps"] / row["steps"] > limits["max_capped_share"]:
+        problems.append(f"{row['backward_capped_steps']:.0f} of {row['steps']} training steps stopped their "
+                        f"implicit backward solve at its cap (> {limits['max_capped_share']:.0%})")
     return "; ".join(problems) or None
 
 

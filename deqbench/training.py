@@ -40,14 +40,16 @@ def seed_everything(seed: int, device: torch.device) -> None:
 
 def solver_summary(per_step: list[dict[str, float]]) -> dict:
     """Mean over training steps of each fixed-point statistic a model exposes as
-    ``model.stats`` (``fp_<key>``) and ``fixed_point_warning``, the number of steps
-    whose solve hit its iteration cap; empty for models without statistics. A loss that
+    ``model.stats`` (``fp_<key>``), ``fixed_point_warning``, the number of steps
+    whose solve hit its iteration cap, and ``backward_capped_steps``, those whose
+    implicit backward solve did; empty for models without statistics. A loss that
     calls the model twice (EI) reports the latest forward and backward solve of a step."""
     if not any(per_step):
         return {}
     keys = sorted({key for stats in per_step for key in stats})
     summary = {f"fp_{key}": statistics.fmean(s[key] for s in per_step if key in s) for key in keys}
     summary["fixed_point_warning"] = sum(hit_cap(stats) for stats in per_step)
+    summary["backward_capped_steps"] = sum(stats.get("backward_capped", 0) > 0 for stats in per_step)
     if summary["fixed_point_warning"]:
         warnings.warn(f"{summary['fixed_point_warning']} of {len(per_step)} training steps hit a "
                       "fixed-point iteration cap: the map may not be contractive", stacklevel=2)
@@ -55,13 +57,20 @@ def solver_summary(per_step: list[dict[str, float]]) -> dict:
 
 
 def fidelity_summary(measured: list[dict]) -> dict:
-    """The fidelity measurements (:mod:`deqbench.fidelity`) and their worst values."""
+    """The fidelity measurements (:mod:`deqbench.fidelity`) and their worst values over
+    those whose tight reference converged (NaN when none did), with the number left out."""
     if not measured:
         return {}
+    valid = [m for m in measured if m["reference_converged"]]
+
+    def worst(key: str, pick) -> float:
+        return pick(m[key] for m in valid) if valid else float("nan")
+
     return {"fidelity": measured, "exact_gradient_claimed": measured[0]["exact_gradient_claimed"],
-            "spectral_radius_max": max(m["spectral_radius"] for m in measured),
-            "gradient_cosine_min": min(m["gradient_cosine"] for m in measured),
-            "gradient_relative_error_max": max(m["gradient_relative_error"] for m in measured)}
+            "fidelity_unconverged_references": len(measured) - len(valid),
+            "spectral_radius_max": worst("spectral_radius", max),
+            "gradient_cosine_min": worst("gradient_cosine", min),
+            "gradient_relative_error_max": worst("gradient_relative_error", max)}
 
 
 def curve_summary(curve: list[dict], steps: int) -> dict:

@@ -57,3 +57,15 @@ def test_oder_is_measured_against_the_deq_it_approximates():
     assert all(m["tight_forward_capped"] == 0 and m["tight_backward_capped"] == 0 for m in record["fidelity"])
     assert 0 < record["spectral_radius_max"] < 1
     assert record["gradient_relative_error_max"] > 1e-3
+
+
+def test_a_reference_that_did_not_converge_is_left_out_of_the_worst_values():
+    from deqbench.training import fidelity_summary
+
+    def point(step, cosine, radius, converged):
+        return {"step": step, "exact_gradient_claimed": True, "gradient_cosine": cosine, "spectral_radius": radius,
+                "gradient_relative_error": 1 - cosine, "reference_converged": converged}
+
+    summary = fidelity_summary([point(0, 0.9999, 0.9, True), point(50, -0.98, 0.91, False), point(99, 0.999, 0.95, True)])
+    assert summary["gradient_cosine_min"] == 0.999 and summary["spectral_radius_max"] == 0.95
+    assert summary["fidelity_unconverged_references"] == 1 and len(summary["fidelity"]) == 3
