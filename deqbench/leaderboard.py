@@ -286,6 +286,7 @@ def markdown(table: pd.DataFrame) -> str:
         rows["ood_psnr"] = [fmt_ci(m, h, 2) for m, h in zip(rows["ood_psnr"], rows["ood_psnr_ci95"])]
         rows["status"] = [s if s == "ok" else f"{s}: {r}" for s, r in zip(rows["status"], rows["reason"])]
         shown = rows[[c for c in MARKDOWN_COLUMNS if c in rows]].rename(columns=label)
+        shown = shown.astype(object).where(shown.notna(), None)  # blank, not "nan"
         parts.append(f"\n## {task}, loss `{loss}`\n\n")
         parts.append(tabulate(shown, headers="keys", tablefmt="github", showindex=False,
                               floatfmt=".2f", missingval=""))
