@@ -7,10 +7,22 @@ model: a deepinv optimiser whose prior calls ``model.denoiser`` (for PnP and RED
 .. math:: \\min_\\theta\\; \\mathbb{E}_{x, n}\\, \\|D_\\theta(x + \\sigma n) - x\\|^2,
    \\qquad n \\sim \\mathcal{N}(0, I),
 
-over the clean training images :math:`x` of the task, with :math:`\\sigma` the
-config's ``training.denoiser_sigma``, a fresh noise draw at every step and the run's
-budget (steps, batch size, learning rate). The same error on the validation images,
-with noise drawn once from a fixed seed, is recorded before and after training.
+with :math:`\\sigma` the config's ``training.denoiser_sigma``, a fresh noise draw at
+every step and the run's budget (steps, batch size, learning rate). The clean images
+:math:`x` depend on what the run's loss may see (:func:`clean_images`):
+
+- under a loss that sees ground truth (``sup``): the task's clean training images;
+- under one that does not (``ei``): grey patches of photographs that ship with
+  scikit-image (:data:`PHOTOGRAPHS`: people, animals, objects, textures, the sky; no
+  medical image, no phantom), an off-the-shelf denoiser as a user without ground truth
+  would download one. Self-supervised denoising of the target domain (Noise2Noise-like
+  Recorrupted-to-Recorrupted, SURE) is not offered: those losses need noisy *images* of
+  the target with a known noise model, and the targets here are seen only through
+  undersampled measurements, whose FBP / zero-filled images carry structured streaks and
+  aliasing rather than white noise.
+
+The same error on held-out images of the same source (the validation split; other
+patches), with noise drawn once from a fixed seed, is recorded before and after training.
 """
 
 from __future__ import annotations
@@ -18,14 +30,21 @@ from __future__ import annotations
 import math
 import statistics
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from deepinv.models import DnCNN
+from skimage import color, data, transform
 
+from deqbench.losses import needs_ground_truth
 from deqbench.measure import PeakMemory, timed
 from deqbench.methods import MethodError, method_code
 from deqbench.tasks import Task
 from deqbench.training import seed_everything
+
+# photographs bundled with scikit-image (no download), none of them medical or a phantom
+PHOTOGRAPHS = ("astronaut", "brick", "camera", "chelsea", "clock", "coffee", "coins", "grass",
+               "gravel", "moon", "rocket")
 
 
 def dncnn(channels: int, depth: int, width: int) -> DnCNN:
@@ -50,6 +69,35 @@ class PlugAndPlay(torch.nn.Module):
         return self.solver(y, physics)
 
 
+def photograph_patches(count: int, size: int, channels: int, seed: int) -> torch.Tensor:
+    """``count`` grey ``size`` x ``size`` patches in [0, 1] of :data:`PHOTOGRAPHS`, each cut at
+    a random place of a photograph shrunk by a random factor in [2, 6] (so that a patch
+    holds objects, not only texture); two channels (complex images) get a zero imaginary
+    part, like the MRI ground truths."""
+    rng = np.random.default_rng(seed)
+    photos = [getattr(data, name)() for name in PHOTOGRAPHS]
+    photos = [color.rgb2gray(p[..., :3]) if p.ndim == 3 else p / 255.0 for p in photos]
+    patches = np.empty((count, size, size), dtype=np.float32)
+    for i in range(count):
+        photo = photos[rng.integers(len(photos))]
+        factor = rng.uniform(2, 6)
+        shape = [max(size, round(n / factor)) for n in photo.shape]
+        small = transform.resize(photo, shape, anti_aliasing=True)
+        top, left = (rng.integers(n - size + 1) for n in small.shape)
+        patches[i] = small[top:top + size, left:left + size]
+    images = torch.from_numpy(patches)[:, None]
+    return torch.cat([images, torch.zeros_like(images)], dim=1) if channels == 2 else images
+
+
+def clean_images(task: Task, loss: str, seed: int) -> dict[str, torch.Tensor]:
+    """The denoiser's ``train`` and ``val`` images (module docstring): the task's clean images
+    under a loss that sees ground truth, as many photograph patches otherwise."""
+    if needs_ground_truth(loss):
+        return {split: task.splits[split]["x"] for split in ("train", "val")}
+    return {split: photograph_patches(len(task.splits[split]["y"]), task.image_size, task.channels, seed + offset)
+            for offset, split in enumerate(("train", "val"))}
+
+
 @torch.no_grad()
 def denoising_error(denoiser: torch.nn.Module, clean: torch.Tensor, sigma: float, seed: int) -> float:
     """Mean squared error :math:`\\|D(x + \\sigma n) - x\\|^2 / N` with :math:`n` drawn from ``seed``."""
@@ -57,9 +105,10 @@ def denoising_error(denoiser: torch.nn.Module, clean: torch.Tensor, sigma: float
     return F.mse_loss(denoiser(clean + sigma * noise), clean).item()
 
 
-def train_denoiser(model: torch.nn.Module, task: Task, settings: dict, seed: int,
+def train_denoiser(model: torch.nn.Module, task: Task, loss: str, settings: dict, seed: int,
                    device: torch.device) -> dict:
-    """Fit ``model.denoiser`` in place on the task's clean training images; the training record.
+    """Fit ``model.denoiser`` in place on the :func:`clean_images` of the run's ``loss``; the
+    training record.
 
     ``settings``: ``steps``, ``batch_size``, ``lr``, ``denoiser_sigma``. A method's own
     failure (no ``denoiser``, exception, non-finite loss) raises :class:`MethodError`.
@@ -69,7 +118,8 @@ def train_denoiser(model: torch.nn.Module, task: Task, settings: dict, seed: int
         raise MethodError("a method with 'training: denoiser' must expose its denoiser as model.denoiser")
     seed_everything(seed, device)
     sigma = settings["denoiser_sigma"]
-    clean, val = task.splits["train"]["x"].to(device), task.splits["val"]["x"].to(device)
+    images = clean_images(task, loss, seed)
+    clean, val = images["train"].to(device), images["val"].to(device)
     batches = torch.Generator().manual_seed(seed)
     noise = torch.Generator(device).manual_seed(seed + 1)
     optimizer = torch.optim.Adam(denoiser.parameters(), lr=settings["lr"])
@@ -103,5 +153,6 @@ def train_denoiser(model: torch.nn.Module, task: Task, settings: dict, seed: int
         "train_peak_memory_mb": memory.peak_mb,
         "memory_kind": memory.kind,
         "parameters": sum(p.numel() for p in denoiser.parameters() if p.requires_grad),
-        "denoiser": {"sigma": sigma, "val_mse_before": before, "val_mse_after": after},
+        "denoiser": {"sigma": sigma, "val_mse_before": before, "val_mse_after": after,
+                     "images": "task training images" if needs_ground_truth(loss) else "photographs"},
     }

@@ -100,7 +100,7 @@ def run_row(run: dict, images: pd.DataFrame) -> dict:
         "status": run["status"], "reason": run.get("reason", ""),
         "psnr": test["psnr"].mean(), "ssim": test["ssim"].mean(), "ood_psnr": ood["psnr"].mean(),
         "n_ood": len(ood),
-        "tuned_on": tuning.get("criterion", "") if tuning else "",
+        "tuned_on": tuning.get("criterion", "") if tuning else "none",  # what choosing hyperparameters saw
         "equivariance_error": float(test["equivariance_error"].mean()) if "equivariance_error" in test else float("nan"),
         "n_test": len(test),
         "test_ms": float(test["seconds"].median() * 1e3) if len(test) else float("nan"),
@@ -176,8 +176,7 @@ def combine_seeds(per_seed: list[tuple[dict, pd.DataFrame | None]], seed: int) -
 
 def unsupported(definition: dict) -> str:
     """Why a method has no row under a loss it does not list."""
-    why = " (its denoiser is trained on clean images)" if definition.get("training") == "denoiser" else ""
-    return f"supports only: {', '.join(definition['losses'])}{why}"
+    return f"supports only: {', '.join(definition['losses'])}"
 
 
 def staleness(run: dict, fingerprints: dict[str, str], code: str) -> str | None:

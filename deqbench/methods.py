@@ -9,9 +9,10 @@ The module is called as ``model(y, physics)`` and returns an image shaped like t
 task's ground truth. Folders whose name starts with ``_`` or ``.`` are ignored.
 
 Two optional keys of ``method.yaml`` change how a run is fitted: ``training: denoiser``
-trains only ``model.denoiser``, as a Gaussian denoiser (:mod:`deqbench.denoisers`), and
-``tuning:`` lists candidate values of hyperparameters chosen on the validation split
-(:mod:`deqbench.tuning`).
+trains only ``model.denoiser``, as a Gaussian denoiser (:mod:`deqbench.denoisers`),
+``training: none`` trains nothing; ``tuning:`` lists candidate values of hyperparameters
+chosen on the validation split (:mod:`deqbench.tuning`), by a criterion that sees ground
+truth only in a section whose loss does.
 
 A profile sizes what methods share without editing their folders: config
 ``hyperparameters`` maps dotted paths (``denoiser.depth``) to values, set in every method
@@ -70,11 +71,11 @@ class Method:
 
     @property
     def trainable(self) -> bool:
-        return self.losses != ["none"]
+        return self.losses != ["none"] and self.training != "none"
 
     @property
     def training(self) -> str:
-        """``end-to-end`` (under the run's loss) or ``denoiser`` (:mod:`deqbench.denoisers`)."""
+        """``end-to-end`` (under the run's loss), ``denoiser`` (:mod:`deqbench.denoisers`) or ``none``."""
         return self.definition.get("training", "end-to-end")
 
     @property
@@ -100,6 +101,10 @@ def load_method(folder: str | Path, shared: dict | None = None) -> Method:
     :class:`ConfigError` naming file and key."""
     folder = Path(folder)
     definition = load_validated(folder / "method.yaml", "method")
+    if definition["losses"] == ["none"] and "tuning" in definition:
+        raise ConfigError(f"{folder / 'method.yaml'}: key 'tuning': losses [none] is one run shared by every "
+                          "section, which no tuning criterion fits (validation PSNR sees ground truth, the ei "
+                          "sections may not): list the sections, losses: [sup, ei], with training: none")
     if not (folder / "model.py").is_file():
         raise ConfigError(f"{folder / 'model.py'}: file not found")
     hyperparameters = definition.get("hyperparameters", {})

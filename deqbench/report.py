@@ -123,14 +123,15 @@ def expected(column: str, row: pd.Series) -> bool:
     the oracle row has its image scores only."""
     if row["family"] == "oracle":
         return column in ("psnr", "ssim", "ood_psnr")
+    trained = row["loss"] != "none" and row["family"] != "reference"
     if column in (CAP_HITS, "gradient_cosine_min", "spectral_radius_max") or column.startswith("train_fp_"):
-        return row["family"] == "deq" and row["loss"] != "none"
+        return row["family"] == "deq" and trained
     if column in ("train_min", "train_peak_mb"):
-        return row["loss"] != "none"
+        return trained
     if column == "psnr_seed_std":  # a spread needs two seeds
         return row.get("n_seeds", 1) > 1
     if column == "val_gain_last_quarter_db":  # trained end to end (PnP and RED train a denoiser alone)
-        return row["loss"] != "none" and row["family"] != "pnp"
+        return trained and row["family"] != "pnp"
     if column.startswith("fp_"):
         return row["family"] == "deq"
     return column != "tune_min"

@@ -24,7 +24,7 @@ from deqbench import datasets, evaluation, scaling, tasks, tuning
 from deqbench.provenance import code_fingerprint, config_hash, file_digest, provenance
 from deqbench.denoisers import train_denoiser
 from deqbench.io import load_torch, read_json, save_torch, write_bytes_atomic, write_json
-from deqbench.losses import LOSSES
+from deqbench.losses import LOSSES, needs_ground_truth
 from deqbench.measure import resolve_device
 from deqbench.methods import Method, MethodError, build_model, load_method, method_code
 from deqbench.samples import sample_reconstructions
@@ -101,7 +101,7 @@ def train_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str, l
         torch.manual_seed(seed)  # the initial weights follow the config seed
         model = build_model(method, task, device)
         if method.training == "denoiser":
-            record.update(train_denoiser(model, task, settings, seed, device))
+            record.update(train_denoiser(model, task, loss, settings, seed, device))
         else:
             record.update(train(model, task, loss, settings, seed, device, checkpoint, identity))
         weights = model.state_dict()
@@ -113,7 +113,8 @@ def tune_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str, lo
              settings: dict, seed: int, device_name: str, model_file: str | None,
              record_file: str | None, out_tuning: str, shared_hyperparameters: dict | None = None) -> None:
     """Choose a method's ``tuning`` hyperparameters on the validation split, the only split
-    loaded; a failure of the method's code, or of its training, is recorded, not raised."""
+    loaded (under a loss without ground truth, its measurements alone); a failure of the
+    method's code, or of its training, is recorded, not raised."""
     device = resolve_device(device_name)
     method = load_method(method_dir, shared_hyperparameters)
     record = {**run_identity(task_name, task_cfg, task_file, method, loss, settings, seed),
@@ -123,7 +124,8 @@ def tune_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str, lo
         record.update(status="failed", reason=trained["reason"])
     else:
         data = load_torch(task_file)
-        task = tasks.load_task(task_name, task_cfg, {**data, "splits": {"val": data["splits"]["val"]}},
+        validation = data["splits"]["val"] if needs_ground_truth(loss) else {"y": data["splits"]["val"]["y"]}
+        task = tasks.load_task(task_name, task_cfg, {**data, "splits": {"val": validation}},
                                noise_seed=seed, device=device)
         weights = load_torch(model_file, map_location=device) if model_file else None
 
@@ -135,7 +137,7 @@ def tune_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str, lo
 
         torch.manual_seed(seed)
         with failure_recorded(record):
-            record.update(tuning.select(build, method.tuning, task.splits["val"], task.physics, device))
+            record.update(tuning.select(build, method.tuning, task.splits["val"], task.physics, device, loss))
     write_json(record, out_tuning)
 
 

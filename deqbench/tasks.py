@@ -67,7 +67,7 @@ def tomography(angles: int | torch.Tensor, image_size: int, normalize: bool = Tr
 
 
 class SparseProduct(torch.autograd.Function):
-    """:math:`x \mapsto x M^\top` for a sparse :math:`M` (rows of ``x`` are images), whose
+    r""":math:`x \mapsto x M^\top` for a sparse :math:`M` (rows of ``x`` are images), whose
     gradient is :math:`g \mapsto g M`, with :math:`M^\top` given precomputed (``transpose``)."""
 
     @staticmethod
@@ -84,7 +84,7 @@ MATRIX_CHUNK = 256  # basis images projected at once while building the matrix
 
 
 class MatrixTomography(Tomography):
-    """deepinv's :class:`Tomography` whose :math:`A` and :math:`A^\top` are products with
+    r"""deepinv's :class:`Tomography` whose :math:`A` and :math:`A^\top` are products with
     its exact sparse matrix (CSR), built by projecting the pixel basis with deepinv's own
     :math:`A` (``matrix`` given: reused, e.g. from the cached task). :math:`A^\top` is the
     matrix's transpose, the exact adjoint deepinv computes by autograd; FBP uses it too.
@@ -134,10 +134,14 @@ class MatrixTomography(Tomography):
 
     def angle_subset(self, indices: torch.Tensor) -> MatrixTomography:
         """The operator over the views ``indices`` alone, its rows of this matrix (so
-        scaled by this operator's norm)."""
+        scaled by this operator's norm, which its FBP undoes as this operator's does)."""
         dense = self.matrix.to_dense().view(*self.sinogram_shape, -1)[:, indices].flatten(0, 1)
-        return tomography(self.angles[indices], self.img_width, normalize=False, device=self.angles.device,
-                          kind=MatrixTomography, matrix=dense.to_sparse_csr())
+        subset = tomography(self.angles[indices], self.img_width, normalize=False, device=self.angles.device,
+                            kind=MatrixTomography, matrix=dense.to_sparse_csr())
+        if self.normalize:
+            subset.register_buffer("operator_norm", self.operator_norm.detach().clone())
+            subset.normalize = True
+        return subset
 
 
 def draw_mri_mask(task_cfg: dict, seed: int) -> torch.Tensor:

@@ -15,15 +15,20 @@ MRI centre columns, which carry most of the energy; none for CT and multi-coil M
 For CT and multi-coil MRI (:math:`A_g` the group's angles or coils alone) a group's
 gradient costs about :math:`1/G` of the full one; for single-coil MRI the FFTs are
 full-size whatever the group.
+
+:func:`held_out_folds` splits the measurements the other way, for cross-validation
+without ground truth (:mod:`deqbench.tuning`): K folds of CT views or of sampled k-space
+columns outside the centre, each fold held out once.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable, Iterator
 
 import torch
-from deepinv.physics import LinearPhysics, MultiCoilMRI, Tomography
+from deepinv.physics import MRI, LinearPhysics, MultiCoilMRI, Tomography
 
 from deqbench.tasks import MatrixTomography
 
@@ -72,6 +77,41 @@ def centre_columns(sampled: torch.Tensor) -> torch.Tensor:
     while right + 1 < len(sampled) and sampled[right + 1]:
         right += 1
     return torch.arange(left, right + 1) if sampled[centre] else torch.arange(0)
+
+
+Part = tuple[LinearPhysics, Callable[[torch.Tensor], torch.Tensor]]  # (operator, y -> its measurements)
+
+
+def held_out_folds(physics: LinearPhysics, folds: int) -> Iterator[tuple[Part, Part]]:
+    """``folds`` splits of the measurements into (kept, held out), every measurement unit
+    held out in exactly one: CT views ``f, f + K, f + 2K, ...``; MRI the sampled k-space
+    columns outside the fully sampled centre, taken likewise (the centre, which carries most
+    of the energy, is always kept). A part is its operator and the function that takes its
+    measurements out of the full ``y``."""
+    if isinstance(physics, MatrixTomography):
+        views = torch.arange(len(physics.angles))
+        for fold in range(folds):
+            kept, held = views[views % folds != fold], views[fold::folds]
+            yield ((physics.angle_subset(kept), lambda y, kept=kept: y[..., kept]),
+                   (physics.angle_subset(held), lambda y, held=held: y[..., held]))
+        return
+    if not isinstance(physics, MRI | MultiCoilMRI):
+        raise TypeError(f"held-out measurements: no folds for {type(physics).__name__}")
+    mask = physics.mask
+    sampled = mask.reshape(-1, *mask.shape[-2:])[0].amin(dim=0) > 0
+    sampled[centre_columns(sampled)] = False
+    columns = torch.nonzero(sampled).flatten()
+    coils = isinstance(physics, MultiCoilMRI)
+
+    def part(column_mask: torch.Tensor) -> Part:
+        operator = (MultiCoilMRI(mask=column_mask, coil_maps=physics.coil_maps, img_size=physics.img_size,
+                                 device=mask.device) if coils else
+                    MRI(mask=column_mask, img_size=physics.img_size, device=mask.device))
+        return operator, lambda y: y * (column_mask[:, :, None] if coils else column_mask)
+
+    for fold in range(folds):
+        held = torch.zeros_like(mask).index_fill_(-1, columns[fold::folds], 1) * mask
+        yield part(mask - held), part(held)
 
 
 class MeasurementGroups:
