@@ -77,7 +77,7 @@ def measure(task_name: str, method_name: str, loss: str, iterations: int) -> dic
     model = build_model(method, task, device)
     with tempfile.TemporaryDirectory() as scratch:
         if method.training == "denoiser":
-            record = train_denoiser(model, task, settings, 0, device)
+            record = train_denoiser(model, task, loss, settings, 0, device)
         else:
             record = train(model, task, loss, settings, 0, device, Path(scratch) / "checkpoint.pt")
     return {"peak_mb": record["train_peak_memory_mb"], "memory_kind": record["memory_kind"],
