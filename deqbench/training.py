@@ -6,9 +6,15 @@ of the checkpoint, so a resumed run ends with the same weights as an uninterrupt
 on CPU. Checkpoints are written atomically every ``checkpoint_every`` steps.
 
 Every ``validation_every`` steps (and at the last) the mean validation PSNR is recorded,
-untimed, in batches of the training batch size: the learning curve. It is for the reader only, nothing is chosen from it, and
-it says whether a run had converged: the gain of (at least) its last quarter,
+untimed, in batches of the training batch size: the learning curve. It is for the reader,
+and it says whether a run had converged: the gain of (at least) its last quarter,
 :math:`\mathrm{PSNR}_{\text{end}} - \mathrm{PSNR}(\text{last point at or before } 3/4 \text{ of the steps})`.
+
+With ``early_stopping: {patience, min_delta_db}`` the run also records, at every point, a
+stopping criterion (:func:`stopping_criterion`: the validation PSNR under ``sup``; under
+``ei`` a score from the validation measurements alone) and stops, ``steps`` then being a
+cap, once ``patience`` points in a row have not improved on the best by ``min_delta_db``
+(:func:`plateau`); it ends with the weights of its best point.
 """
 
 from __future__ import annotations
@@ -73,6 +79,36 @@ def fidelity_summary(measured: list[dict]) -> dict:
             "gradient_relative_error_max": worst("gradient_relative_error", max)}
 
 
+@torch.no_grad()
+def stopping_criterion(model: torch.nn.Module, task: Task, loss_name: str, settings: dict,
+                       device: torch.device) -> float:
+    """Higher is better. Under a loss that sees ground truth, the validation PSNR; otherwise
+    :math:`-10 \\log_{10}` of the run's loss on the validation measurements alone, its random
+    transforms and re-measurement noise drawn from a fixed seed (so that the criterion repeats
+    exactly) and the training's random streams left as they were."""
+    if needs_ground_truth(loss_name):
+        return mean_psnr(model, task.splits["val"], task.physics, device, settings["batch_size"])
+    noise, torch_state = task.physics.noise_model, torch.get_rng_state()
+    state = noise.rng.get_state()
+    noise.rng.manual_seed(0)
+    terms = build_loss(loss_name, settings, torch.Generator(device).manual_seed(0))
+    ys = task.splits["val"]["y"].to(device).split(settings["batch_size"])
+    loss = sum(len(y) * total_loss(terms, model(y, task.physics), None, y, task.physics, model).item() for y in ys)
+    noise.rng.set_state(state)
+    torch.set_rng_state(torch_state)
+    return -10 * math.log10(loss / sum(len(y) for y in ys))
+
+
+def plateau(curve: list[dict], patience: int, min_delta_db: float) -> tuple[int, bool]:
+    """The index of the best point of the learning curve (the last one that beat every earlier
+    ``criterion`` by ``min_delta_db``) and whether ``patience`` points have followed it."""
+    best = 0
+    for index, point in enumerate(curve[1:], start=1):
+        if point["criterion"] > curve[best]["criterion"] + min_delta_db:
+            best = index
+    return best, len(curve) - 1 - best >= patience
+
+
 def curve_summary(curve: list[dict], steps: int) -> dict:
     """The learning curve and the validation PSNR gained over its last quarter."""
     if not curve:
@@ -89,9 +125,9 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
     ``settings``: ``steps``, ``batch_size``, ``lr``, ``checkpoint_every``, ``ei_weight``,
     ``ei_rotation_multiples`` and optionally ``time_budget_s``, ``fidelity_every``
     (DEQs: measure the gradient's fidelity every that many steps and at the last,
-    :mod:`deqbench.fidelity`, untimed) and ``validation_every`` (the learning curve,
-    module docstring). ``identity`` is stored in the checkpoint so that a resume can check it
-    continues the same run. A method's own
+    :mod:`deqbench.fidelity`, untimed), ``validation_every`` (the learning curve,
+    module docstring) and ``early_stopping`` (module docstring). ``identity`` is stored in
+    the checkpoint so that a resume can check it continues the same run. A method's own
     failure (exception, wrong output shape, non-finite loss, time budget exceeded) raises
     :class:`MethodError`.
     """
@@ -108,8 +144,11 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
         # deepinv's noise model swaps its generator object on every call: look it up each time.
         return {"batches": batches, "transforms": transforms, "noise": task.physics.noise_model.rng}
 
-    start, history, step_times, solver_stats, measured, curve = 0, [], [], [], [], []
+    start, history, step_times, solver_stats, measured, curve, best = 0, [], [], [], [], [], None
     fidelity_every, validation_every = settings.get("fidelity_every", 0), settings.get("validation_every", 0)
+    stopping, stopped = settings.get("early_stopping"), False
+    if stopping and not validation_every:
+        raise MethodError("early_stopping needs validation points: set training.validation_every")
     if checkpoint.exists():
         state = load_torch(checkpoint, map_location=device)
         model.load_state_dict(state["model"])
@@ -119,11 +158,14 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
         torch.set_rng_state(state["rng"]["torch"])
         start, history, step_times = state["step"], state["history"], state["step_times"]
         solver_stats, measured, curve = state["solver_stats"], state["fidelity"], state["validation"]
+        best = state.get("best")
+        stopped = bool(stopping and curve) and plateau(curve, **stopping)[1]
 
     model.train()
     with PeakMemory(device) as memory, timed(device) as wall:
-        for step in tqdm(range(start, settings["steps"]), initial=start, total=settings["steps"],
-                         desc="train", file=sys.stderr, mininterval=5):
+        last = start if stopped else settings["steps"]
+        for step in tqdm(range(start, last), initial=start, total=settings["steps"], desc="train", file=sys.stderr,
+                         mininterval=5):
             index = torch.randint(len(y_all), (settings["batch_size"],), generator=batches)
             y = y_all[index]
             x = x_all[index] if x_all is not None else None
@@ -160,17 +202,30 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
                 with method_code(f"step {step}: validation"):
                     curve.append({"step": done, "val_psnr": mean_psnr(model, task.splits["val"], task.physics,
                                                                       device, settings["batch_size"])})
+                    if stopping:
+                        curve[-1]["criterion"] = stopping_criterion(model, task, loss_name, settings, device)
                 model.train()
-            if done % settings["checkpoint_every"] == 0 or done == settings["steps"]:
+                if stopping:
+                    index, stopped = plateau(curve, **stopping)
+                    if index == len(curve) - 1:
+                        best = {"step": done, "model": {k: v.clone() for k, v in model.state_dict().items()}}
+            if done % settings["checkpoint_every"] == 0 or done == settings["steps"] or stopped:
                 save_torch({
                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "rng": {**{n: g.get_state() for n, g in generators().items()}, "torch": torch.get_rng_state()},
                     "step": done, "history": history, "step_times": step_times, "identity": identity,
-                    "solver_stats": solver_stats, "fidelity": measured, "validation": curve,
+                    "solver_stats": solver_stats, "fidelity": measured, "validation": curve, "best": best,
                 }, checkpoint)
+            if stopped:
+                break
+    if best is not None:
+        model.load_state_dict(best["model"])
     model.eval()
     return {
-        "steps": settings["steps"],
+        "steps": len(history),
+        "max_steps": settings["steps"],
+        "stopped_early": stopped,
+        "best_step": best["step"] if best else None,
         "batch_size": settings["batch_size"],
         "lr": settings["lr"],
         "resumed_from_step": start,
@@ -184,5 +239,5 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
         "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         **solver_summary(solver_stats),
         **fidelity_summary(measured),
-        **curve_summary(curve, settings["steps"]),
+        **curve_summary(curve, len(history)),
     }

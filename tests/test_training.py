@@ -1,6 +1,7 @@
 """Training: determinism, resume after a crash, and failures recorded with their reason."""
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -20,7 +21,7 @@ from deqbench.io import load_torch, save_torch
 from deqbench.methods import MethodError
 from deqbench.runs import evaluate_run, simulate_task, train_run
 from deqbench.tasks import Task, build_physics
-from deqbench.training import train
+from deqbench.training import plateau, stopping_criterion, train
 
 CT = {"physics": "tomography", "image_size": 16, "angles": 6, "noise_sigma": 0.01}
 SETTINGS = {"steps": 6, "batch_size": 2, "lr": 1e-2, "checkpoint_every": 2,
@@ -274,3 +275,53 @@ def test_the_undertraining_gain_spans_at_least_the_last_quarter():
     assert summary["val_gain_last_quarter_db"] == pytest.approx(0.5)  # from step 100, not 125
     assert curve_summary(curve[-1:], 150)["val_gain_last_quarter_db"] == 0  # one point: no gain seen
     assert curve_summary([], 150) == {}
+
+
+def test_plateau_counts_the_points_since_the_last_real_improvement():
+    curve = [{"criterion": c} for c in (1.0, 2.0, 2.05, 2.04, 2.08)]
+    assert plateau(curve, patience=3, min_delta_db=0.1) == (1, True)
+    assert plateau(curve, patience=4, min_delta_db=0.1) == (1, False)
+    assert plateau(curve, patience=1, min_delta_db=0.0) == (4, False)
+
+
+def validated_task():
+    task = tiny_task()
+    x = torch.rand(4, 1, 16, 16, generator=torch.Generator().manual_seed(1))
+    task.splits["val"] = {"x": x, "y": task.physics(x)}
+    return task
+
+
+@pytest.mark.parametrize("loss", ["sup", "ei"])
+def test_early_stopping_stops_and_keeps_the_best_weights_without_changing_training(tmp_path, loss):
+    """No point can beat the first by 100 dB: the run stops at the second point (patience 1),
+    with the weights of the first, which equal those of a run of that many steps: measuring
+    the criterion draws nothing from the training's random streams."""
+    settings = {**SETTINGS, "steps": 12, "validation_every": 2}
+    stopping = Correction()
+    never_better = {**settings, "early_stopping": {"patience": 1, "min_delta_db": 100}}
+    record = train(stopping, validated_task(), loss, never_better, 0, torch.device("cpu"), tmp_path / "a.pt")
+    assert record["stopped_early"] and record["steps"] == 4 and record["max_steps"] == 12
+    assert record["best_step"] == 2 and [p["step"] for p in record["validation"]] == [2, 4]
+    short = Correction()
+    train(short, validated_task(), loss, {**settings, "steps": 2}, 0, torch.device("cpu"), tmp_path / "b.pt")
+    for key, value in weights(short).items():
+        assert torch.equal(value, stopping.state_dict()[key]), key
+
+
+def test_early_stopping_runs_to_the_cap_while_the_criterion_improves(tmp_path):
+    settings = {**SETTINGS, "steps": 6, "validation_every": 2, "early_stopping": {"patience": 2, "min_delta_db": 0}}
+    record = train(Correction(), validated_task(), "sup", settings, 0, torch.device("cpu"), tmp_path / "a.pt")
+    criteria = [p["criterion"] for p in record["validation"]]
+    assert criteria == [p["val_psnr"] for p in record["validation"]]  # sup: the validation PSNR
+    assert not record["stopped_early"] and record["steps"] == 6
+
+
+def test_the_ei_stopping_criterion_reads_no_ground_truth():
+    task = validated_task()
+    task.splits["val"] = {"y": task.splits["val"]["y"]}  # no x to read
+    settings = {**SETTINGS, "validation_every": 2}
+    first = stopping_criterion(Correction(), task, "ei", settings, torch.device("cpu"))
+    again = stopping_criterion(Correction(), task, "ei", settings, torch.device("cpu"))
+    assert math.isfinite(first) and first == again
+    with pytest.raises(KeyError):
+        stopping_criterion(Correction(), task, "sup", settings, torch.device("cpu"))

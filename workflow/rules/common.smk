@@ -4,6 +4,11 @@ from pathlib import Path
 from deqbench.methods import discover
 from deqbench.provenance import code_files
 
+if "run_tasks" in config:
+    unknown = sorted(set(config["run_tasks"]) - set(config["tasks"]))
+    if unknown:
+        raise ValueError(f"config 'run_tasks' names unknown tasks: {unknown}")
+    config["tasks"] = {name: cfg for name, cfg in config["tasks"].items() if name in config["run_tasks"]}
 for _task, _cfg in config["tasks"].items():
     for _key in ("dataset", "ood_dataset"):
         if _key in _cfg and not Path(f"datasets/{_cfg[_key]}/dataset.yaml").is_file():
