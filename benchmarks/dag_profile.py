@@ -24,9 +24,9 @@ def job_times(results: Path) -> pd.DataFrame:
     """One row per benchmarked job: rule, job (its path under the rule), wall and CPU seconds."""
     rows = []
     for tsv in sorted((results / "benchmarks").rglob("*.tsv")):
-        rule = tsv.relative_to(results / "benchmarks").parts[0]
+        parts = tsv.relative_to(results / "benchmarks").with_suffix("").parts
+        rule, job = parts[0], "/".join(parts[1:]) or parts[0]  # a rule with one job: benchmarks/<rule>.tsv
         measured = pd.read_csv(tsv, sep="\t").iloc[-1]
-        job = str(tsv.relative_to(results / "benchmarks" / rule).with_suffix(""))
         rows.append({"rule": rule, "job": job, "s": float(measured["s"]),
                      "cpu_s": float(measured.get("cpu_time", float("nan")))})
     return pd.DataFrame(rows, columns=["rule", "job", "s", "cpu_s"])
