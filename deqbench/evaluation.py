@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from deqbench.blocks.data import SeededDraws
+from deqbench.blocks.data import draws_at_random
 from deqbench.equivariance import equivariance_errors, rotation_angles
 from deqbench.measure import PeakMemory, timed
 from deqbench.methods import check_output
@@ -25,10 +25,6 @@ from deqbench.tasks import Task, magnitude
 
 SCORED_SPLITS = ("test", "ood")
 IMAGE_COLUMNS = ["split", "image", "psnr", "ssim", "seconds"]  # of every per-image row
-
-
-def has_random_draws(model: torch.nn.Module) -> bool:
-    return any(isinstance(module, SeededDraws) for module in model.modules())
 
 
 @torch.no_grad()
@@ -43,7 +39,7 @@ def evaluate(model: torch.nn.Module, task: Task, device: torch.device, warmup: i
     (peak memory over the whole evaluation, the rotation angles, the draws per image).
     """
     model.eval()
-    draws = draws if has_random_draws(model) else 1
+    draws = draws if draws_at_random(model) else 1
     rows = []
     with PeakMemory(device) as memory:
         for split in SCORED_SPLITS:

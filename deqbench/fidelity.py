@@ -34,7 +34,7 @@ from typing import Callable
 import torch
 
 from deqbench.blocks import DeepEquilibrium, ImplicitGradient, SolverSettings, full_gradient
-from deqbench.blocks.data import SeededDraws
+from deqbench.blocks.data import draws_at_random
 
 # 10x tighter than the shipped tolerances; in float32 a relative residual of 1e-6 is a few
 # rounding errors of the iterates, where Anderson can stall (a capped reference is not used)
@@ -77,7 +77,7 @@ def solved_tightly(model: DeepEquilibrium):
     one solved to :data:`TIGHT`, and a random data gradient replaced by its expectation."""
     forward, gradient, data_gradient = model.forward_settings, model.gradient, model.step.data_gradient
     model.forward_settings, model.gradient = TIGHT, ImplicitGradient(TIGHT)
-    if isinstance(data_gradient, torch.nn.Module) and any(isinstance(m, SeededDraws) for m in data_gradient.modules()):
+    if draws_at_random(data_gradient):
         model.step.data_gradient = ExpectedGradient()
     try:
         yield

@@ -173,3 +173,8 @@ class SeededDraws(torch.nn.Module):
     def new_call(self) -> None:
         self.generator.manual_seed(self.seed * 1_000_003 + int(self.calls))
         self.calls += 1
+
+
+def draws_at_random(module: object) -> bool:
+    """Whether ``module`` (a model, a data gradient) holds a :class:`SeededDraws`."""
+    return isinstance(module, torch.nn.Module) and any(isinstance(m, SeededDraws) for m in module.modules())
