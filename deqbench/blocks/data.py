@@ -79,6 +79,15 @@ def centre_columns(sampled: torch.Tensor) -> torch.Tensor:
     return torch.arange(left, right + 1) if sampled[centre] else torch.arange(0)
 
 
+def outer_columns(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sampled k-space columns of a Cartesian ``mask`` outside its fully sampled centre,
+    and the centre's columns."""
+    sampled = mask.reshape(-1, *mask.shape[-2:])[0].amin(dim=0) > 0
+    centre = centre_columns(sampled)
+    sampled[centre] = False
+    return torch.nonzero(sampled).flatten(), centre
+
+
 Part = tuple[LinearPhysics, Callable[[torch.Tensor], torch.Tensor]]  # (operator, y -> its measurements)
 
 
@@ -98,9 +107,7 @@ def held_out_folds(physics: LinearPhysics, folds: int) -> Iterator[tuple[Part, P
     if not isinstance(physics, MRI | MultiCoilMRI):
         raise TypeError(f"held-out measurements: no folds for {type(physics).__name__}")
     mask = physics.mask
-    sampled = mask.reshape(-1, *mask.shape[-2:])[0].amin(dim=0) > 0
-    sampled[centre_columns(sampled)] = False
-    columns = torch.nonzero(sampled).flatten()
+    columns, _ = outer_columns(mask)
     coils = isinstance(physics, MultiCoilMRI)
 
     def part(column_mask: torch.Tensor) -> Part:
@@ -133,10 +140,7 @@ class MeasurementGroups:
                 groups, kept = coil_groups(physics, math.ceil(physics.coil_maps.shape[1] / self.blocks)), None
             else:
                 mask = physics.mask.reshape(-1, *physics.mask.shape[-2:])[0]
-                sampled = mask.amin(dim=0) > 0
-                centre = centre_columns(sampled)
-                sampled[centre] = False
-                columns = torch.nonzero(sampled).flatten()
+                columns, centre = outer_columns(mask)
                 count = math.ceil(len(columns) / self.blocks)
                 groups = [torch.zeros_like(mask).index_fill_(1, columns[g::count], 1) for g in range(count)]
                 kept = torch.zeros_like(mask).index_fill_(1, centre, 1)
