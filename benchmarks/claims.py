@@ -1,0 +1,146 @@
+"""The seed papers' claims, as a finished run measures them.
+
+    python benchmarks/claims.py [RESULTS_DIR] [--task ct] [--copy-to DIR]
+
+Each claim is a paired difference between two rows of one task, over their training
+seeds and shared test images, with its 95% two-level bootstrap interval
+(:mod:`deqbench.statistics`, the leaderboard's procedure; seeds drawn per row, images
+shared): PSNR in dB, and for equivariance the relative error under rotations. The
+verdict is ``holds`` when the interval lies on the claimed side of zero, ``reversed``
+when it lies on the other side, ``not separated`` otherwise; a claim that needs a row
+that is not ``ok`` says so instead. ODER's cost claim adds the ratios of its training
+step time, training time and test time to DEQ-ID's and DEQ-JFB's (means over seeds).
+
+Printed with the run's provenance (commit, device, threads, libraries, from its
+leaderboard rows). ``--copy-to`` also keeps the printout (``claims.md``), the
+leaderboard, the paired comparisons and the learning-curve and fidelity figures there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from deqbench.io import read_json
+from deqbench.statistics import bootstrap_interval
+
+# (claim, row a, row b, column, claimed sign of a - b): rows are method/loss of one task
+CLAIMS = [
+    ("DEQ-ID above DEQ-JFB under EI", "deq-id/ei", "deq-jfb/ei", "psnr", +1),
+    ("DEQ-ID: EI close to supervised (gap)", "deq-id/ei", "deq-id/sup", "psnr", 0),
+    ("EI-trained DEQ-ID above unrolling", "deq-id/ei", "unrolled/ei", "psnr", +1),
+    ("EI-trained DEQ-ID above PnP-PGD", "deq-id/ei", "pnp/ei", "psnr", +1),
+    ("EI-trained DEQ-ID above RED-GD", "deq-id/ei", "red/ei", "psnr", +1),
+    ("EI-trained DEQ-ID above U-Net", "deq-id/ei", "unet/ei", "psnr", +1),
+    ("ODER at a small PSNR cost to DEQ-ID (EI)", "oder/ei", "deq-id/ei", "psnr", 0),
+    ("ODER at a small PSNR cost to DEQ-ID (sup)", "oder/sup", "deq-id/sup", "psnr", 0),
+    ("ODER against DEQ-JFB, same gradient (EI)", "oder/ei", "deq-jfb/ei", "psnr", 0),
+    ("EI-trained DEQ-ID more equivariant than supervised", "deq-id/ei", "deq-id/sup", "equivariance_error", -1),
+]
+COSTS = ["train_step_s", "train_min", "test_ms"]
+
+
+def per_image(results: Path, task: str) -> pd.DataFrame:
+    """Test-image scores of every run of ``task``: entry (method/loss), seed, image, scores."""
+    frames = []
+    for run_file in sorted((results / "runs" / task).glob("*/*/seed*/run.json")):
+        run = read_json(run_file)
+        images = pd.read_csv(run_file.with_name("images.csv"))
+        frames.append(images[images["split"] == "test"].assign(entry=f"{run['method']}/{run['loss']}", seed=run["seed"]))
+    if not frames:
+        raise SystemExit(f"{results / 'runs' / task}: no evaluated run (run.json with images.csv)")
+    return pd.concat(frames, ignore_index=True)
+
+
+def verdict(interval, sign: int) -> str:
+    if sign == 0 or not np.isfinite(interval.low):
+        return "measured" if sign == 0 else "no interval"
+    if interval.low > 0:
+        return "holds" if sign > 0 else "reversed"
+    if interval.high < 0:
+        return "holds" if sign < 0 else "reversed"
+    return "not separated"
+
+
+def claim_rows(board: pd.DataFrame, images: pd.DataFrame, seed: int = 0) -> list[dict]:
+    status = {f"{r.method}/{r.loss}": r.status for r in board.itertuples()}
+    rows = []
+    for claim, a, b, column, sign in CLAIMS:
+        row = {"claim": claim, "a - b": f"{a} - {b}", "score": column}
+        missing = [entry for entry in (a, b) if status.get(entry) != "ok"]
+        if missing:
+            rows.append({**row, "verdict": "no verdict: " + ", ".join(f"{e} is {status.get(e, 'absent')}" for e in missing)})
+            continue
+        tables = [images[images["entry"] == entry].pivot(index="seed", columns="image", values=column).dropna(axis=1)
+                  for entry in (a, b)]  # equivariance is measured on the first test images only
+        shared = tables[0].columns.intersection(tables[1].columns)
+        interval = bootstrap_interval(tables[0][shared].to_numpy(), tables[1][shared].to_numpy(), seed)
+        digits = 2 if column == "psnr" else 4
+        rows.append({**row, "difference": f"{interval.mean:+.{digits}f}",
+                     "95% interval": f"[{interval.low:+.{digits}f}, {interval.high:+.{digits}f}]",
+                     "seeds": interval.seeds, "images": interval.n, "verdict": verdict(interval, sign)})
+    return rows
+
+
+def cost_rows(board: pd.DataFrame) -> list[dict]:
+    """ODER's costs against DEQ-ID and DEQ-JFB under each loss (ratios of means over seeds)."""
+    indexed = board.set_index(["method", "loss"])
+    rows = []
+    for loss in ("sup", "ei"):
+        for reference in ("deq-id", "deq-jfb"):
+            if ("oder", loss) in indexed.index and (reference, loss) in indexed.index:
+                oder, other = indexed.loc[("oder", loss)], indexed.loc[(reference, loss)]
+                rows.append({"loss": loss, "ODER / ": reference,
+                             **{f"{cost} ratio": f"{oder[cost] / other[cost]:.2f}" for cost in COSTS},
+                             "ODER steps": oder["steps"], f"{reference} steps": other["steps"]})
+    return rows
+
+
+def provenance(board: pd.DataFrame) -> str:
+    columns = ["git_commit", "device", "threads", "pid_cpus", "hostname", "python",
+               *sorted(c for c in board.columns if c.startswith("version_"))]
+    return "; ".join(f"{c}: {', '.join(sorted(board[c].dropna().astype(str).unique()))}" for c in columns if c in board)
+
+
+def report(results: Path, task: str) -> str:
+    board = pd.read_csv(results / "leaderboard.csv")
+    board = board[board["task"] == task]
+    images = per_image(results, task)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        print(f"# The seed papers' claims on `{task}`, as measured\n")
+        print(f"run provenance: {provenance(board)}\n")
+        print(pd.DataFrame(claim_rows(board, images)).to_markdown(index=False))
+        print("\nODER's cost (ratios of means over seeds; train_step_s per training step, test_ms per image):\n")
+        print(pd.DataFrame(cost_rows(board)).to_markdown(index=False))
+        flagged = board[(board["status"] != "ok") | (board.get("undertrained", "no") == "yes")]
+        print("\nRows not ok or undertrained: " + (", ".join(
+            f"{r.method}/{r.loss} ({r.status}{', undertrained' if getattr(r, 'undertrained', '') == 'yes' else ''})"
+            for r in flagged.itertuples()) or "none"))
+    return out.getvalue()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", nargs="?", default="results", type=Path)
+    parser.add_argument("--task", default="ct")
+    parser.add_argument("--copy-to", type=Path, help="keep the printout, leaderboard, comparisons and figures here")
+    args = parser.parse_args(argv)
+    text = report(args.results, args.task)
+    print(text)
+    if args.copy_to:
+        args.copy_to.mkdir(parents=True, exist_ok=True)
+        (args.copy_to / "claims.md").write_text(text)
+        for source in ("leaderboard.md", "leaderboard.csv", "report/comparisons.csv",
+                       "report/figures/learning.png", "report/figures/fidelity.png"):
+            shutil.copy2(args.results / source, args.copy_to / Path(source).name)
+
+
+if __name__ == "__main__":
+    main()
