@@ -34,12 +34,12 @@ SUMMARY_COLUMNS = ["task", "loss", "method", "name", "family", "status", "reason
                    "ood_psnr_ci95", "n_test", "n_ood", "tuned_on"]  # the CSV's first columns
 COLUMNS = [*SUMMARY_COLUMNS, "equivariance_error", "test_ms", "train_min", "tune_min",
            "train_peak_mb", "test_peak_mb", "gradient_cosine_min", "spectral_radius_max",
-           "val_gain_last_quarter_db", "undertrained"]  # every column a reader may rely on
+           "val_trend_last_quarter_db", "undertrained"]  # every column a reader may rely on
 MARKDOWN_COLUMNS = ["name", "family", "psnr", "psnr_seed_std", "n_seeds", "ssim", "ood_psnr", "tuned_on", "equivariance_error", "test_ms",
                     "train_min", "tune_min", "train_peak_mb", "test_peak_mb", "fp_forward_iterations",
                     "train_fp_backward_iterations", "fixed_point_warning", "backward_capped_steps",
                     "gradient_cosine_min",
-                    "spectral_radius_max", "val_gain_last_quarter_db", "undertrained", "status"]
+                    "spectral_radius_max", "val_trend_last_quarter_db", "undertrained", "status"]
 LABELS = {
     "name": "method", "loss": "loss", "family": "family", "psnr": "PSNR (dB)", "ssim": "SSIM",
     "psnr_seed_std": "PSNR seed std", "n_seeds": "seeds",
@@ -48,7 +48,7 @@ LABELS = {
     "test_peak_mb": "test peak MB", "fixed_point_warning": "train steps at cap", "status": "status",
     "backward_capped_steps": "backward solves at cap",
     "gradient_cosine_min": "grad. cosine (min)", "tuned_on": "tuned on", "spectral_radius_max": "spectral radius (max)",
-    "val_gain_last_quarter_db": "val. PSNR gain, last quarter (dB)", "undertrained": "undertrained",
+    "val_trend_last_quarter_db": "val. PSNR trend, last quarter (dB)", "undertrained": "undertrained",
 }
 STATUS_ORDER = {"ok": 0, "oracle": 1, "unreliable": 2, "failed": 3, "stale": 4, "not applicable": 5, "invalid": 6}
 SCORED = ("ok", "oracle", "unreliable")  # statuses whose rows show their metrics (only ok rows are ranked)
@@ -111,7 +111,7 @@ def run_row(run: dict, images: pd.DataFrame) -> dict:
         "tune_min": tuning.get("tune_time_s", float("nan")) / 60,
         "steps": train.get("steps"), "batch_size": train.get("batch_size"),
         "val_psnr_final": train.get("val_psnr_final", float("nan")),
-        "val_gain_last_quarter_db": train.get("val_gain_last_quarter_db", float("nan")),
+        "val_trend_last_quarter_db": last_quarter_trend(train.get("validation", []), train.get("steps")),
         "seed": run.get("seed"), "config_hash": run.get("config_hash"),
     }
     row.update({f"tuned_{name}": value for name, value in tuning.get("chosen", {}).items()})
@@ -213,12 +213,29 @@ def unreliability(row: dict, limits: dict) -> str | None:
     return "; ".join(problems) or None
 
 
+def last_quarter_trend(curve: list[dict], steps: int | None) -> float:
+    """Validation PSNR gained over the last quarter of training, read off the least-squares
+    line through the learning curve from its last point at or before 75% of ``steps`` to
+    its end (slope times that span): every checkpoint of the quarter weighs in, so one
+    noisy validation score at either end does not decide it, as it would decide the
+    difference of the two ends. NaN without two such points."""
+    if not curve or not steps:
+        return float("nan")
+    start = max((p["step"] for p in curve if p["step"] <= 0.75 * steps), default=curve[0]["step"])
+    late = [p for p in curve if p["step"] >= start]
+    if len(late) < 2:
+        return float("nan")
+    step, psnr = np.array([p["step"] for p in late], dtype=float), np.array([p["val_psnr"] for p in late])
+    return float(np.polyfit(step, psnr, 1)[0] * (step[-1] - step[0]))
+
+
 def undertraining(row: dict, limits: dict) -> dict:
     """``row`` with ``undertrained``: whether its validation PSNR still rose by more than
-    ``undertrained_gain_db`` over the last quarter of training (mean over seeds); a row
+    ``undertrained_gain_db`` over the last quarter of training (:func:`last_quarter_trend`,
+    mean over seeds); a row
     without a learning curve gets neither value. Not a failure: its rank may change with
     more training."""
-    gain = row.get("val_gain_last_quarter_db")
+    gain = row.get("val_trend_last_quarter_db")
     if gain is not None and np.isfinite(gain):
         row["undertrained"] = "yes" if gain > limits["undertrained_gain_db"] else "no"
     return row

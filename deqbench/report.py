@@ -55,7 +55,7 @@ METRICS = [("psnr", 2, "psnr_ci95"), ("psnr_seed_std", 2, None), ("ssim", 3, "ss
            ("equivariance_error", 3, None), ("test_ms", 1, None), ("train_min", 2, None),
            ("tune_min", 2, None), ("train_peak_mb", 1, None), ("test_peak_mb", 1, None),
            ("gradient_cosine_min", 4, None), ("spectral_radius_max", 3, None),
-           ("val_gain_last_quarter_db", 2, None)]  # column, digits, CI
+           ("val_trend_last_quarter_db", 2, None)]  # column, digits, CI
 CAP_HITS = "fixed_point_warning"  # training steps whose fixed-point solve stopped at its cap
 
 STYLE = """
@@ -130,7 +130,7 @@ def expected(column: str, row: pd.Series) -> bool:
         return trained
     if column == "psnr_seed_std":  # a spread needs two seeds
         return row.get("n_seeds", 1) > 1
-    if column == "val_gain_last_quarter_db":  # trained end to end (PnP and RED train a denoiser alone)
+    if column == "val_trend_last_quarter_db":  # trained end to end (PnP and RED train a denoiser alone)
         return trained and row["family"] != "pnp"
     if column.startswith("fp_"):
         return row["family"] == "deq"
@@ -162,7 +162,7 @@ def status_cell(row: pd.Series) -> str:
     note = f'<br><small>tuned on: {esc(tuned)}</small>' if present(tuned) else ""
     if row.get("undertrained") == "yes":
         note += (f'<br><small class="undertrained">undertrained: validation PSNR '
-                 f'{row["val_gain_last_quarter_db"]:+.2f} dB over the last quarter</small>')
+                 f'{row["val_trend_last_quarter_db"]:+.2f} dB over the last quarter (fitted)</small>')
     return f'<td class="status" data-sort="{esc(status)}">{badge} {esc(reason) if present(reason) else ""}{note}</td>'
 
 

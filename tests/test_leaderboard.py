@@ -15,7 +15,7 @@ def seed_run(seed: int, offset: float, status: str = "ok", reason: str = ""):
     row = {"task": "ct", "loss": "sup", "method": "m", "name": "M", "family": "deq", "status": status,
            "reason": reason, "seed": seed, "psnr": psnr.mean(), "ssim": 0.5, "ood_psnr": np.nan,
            "train_min": 1.0 + seed, "gradient_cosine_min": 0.999 - 0.001 * seed,
-           "val_gain_last_quarter_db": 0.2 * seed}
+           "val_trend_last_quarter_db": 0.2 * seed}
     return row, images
 
 
@@ -36,3 +36,17 @@ def test_one_unreliable_seed_makes_the_row_unreliable_and_one_failed_seed_drops_
     failed = combine_seeds([seed_run(0, 0.0), (seed_run(1, 0.0, "failed", "diverged")[0], None)], seed=0)
     assert failed["status"] == "failed" and "seed 1: failed: diverged" in failed["reason"]
     assert "psnr" not in failed
+
+
+def test_the_last_quarter_trend_fits_every_checkpoint_so_one_noisy_end_does_not_decide_it():
+    from deqbench.leaderboard import last_quarter_trend
+
+    rising = [{"step": s, "val_psnr": 20 + 2 * s / 800} for s in range(40, 801, 40)]
+    assert last_quarter_trend(rising, 800) == pytest.approx(0.5)  # from step 600 to 800
+    # the learning curve of a plateaued run: a dip at step 600 makes the two ends 0.14 dB apart
+    plateau = [{"step": s, "val_psnr": v} for s, v in
+               zip(range(600, 801, 40), [22.96, 23.18, 23.12, 23.15, 23.08, 23.10], strict=True)]
+    assert plateau[-1]["val_psnr"] - plateau[0]["val_psnr"] == pytest.approx(0.14)
+    assert last_quarter_trend(plateau, 800) == pytest.approx(0.0614, abs=1e-3)
+    assert undertraining({"val_trend_last_quarter_db": last_quarter_trend(plateau, 800)}, LIMITS)["undertrained"] == "no"
+    assert np.isnan(last_quarter_trend(plateau[-1:], 800)) and np.isnan(last_quarter_trend([], 800))
