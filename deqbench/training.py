@@ -7,8 +7,8 @@ on CPU. Checkpoints are written atomically every ``checkpoint_every`` steps.
 
 Every ``validation_every`` steps (and at the last) the mean validation PSNR is recorded,
 untimed, in batches of the training batch size: the learning curve. It is for the reader,
-and it says whether a run had converged: the gain of (at least) its last quarter,
-:math:`\mathrm{PSNR}_{\text{end}} - \mathrm{PSNR}(\text{last point at or before } 3/4 \text{ of the steps})`.
+and the leaderboard reads off it whether a run had converged (the trend over its last
+quarter, :func:`deqbench.leaderboard.last_quarter_trend`).
 
 With ``early_stopping: {patience, min_delta_db}`` the run also records, at every point, a
 stopping criterion (:func:`stopping_criterion`: the validation PSNR under ``sup``; under
@@ -109,13 +109,11 @@ def plateau(curve: list[dict], patience: int, min_delta_db: float) -> tuple[int,
     return best, len(curve) - 1 - best >= patience
 
 
-def curve_summary(curve: list[dict], steps: int) -> dict:
-    """The learning curve and the validation PSNR gained over its last quarter."""
+def curve_summary(curve: list[dict]) -> dict:
+    """The learning curve and its last validation PSNR (the leaderboard reads its trend)."""
     if not curve:
         return {}
-    late = ([point for point in curve[:-1] if point["step"] <= 0.75 * steps] or curve[:1])[-1]
-    return {"validation": curve, "val_psnr_final": curve[-1]["val_psnr"],
-            "val_gain_last_quarter_db": curve[-1]["val_psnr"] - late["val_psnr"]}
+    return {"validation": curve, "val_psnr_final": curve[-1]["val_psnr"]}
 
 
 def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, seed: int,
@@ -239,5 +237,5 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
         "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         **solver_summary(solver_stats),
         **fidelity_summary(measured),
-        **curve_summary(curve, len(history)),
+        **curve_summary(curve),
     }

@@ -50,3 +50,5 @@ def test_the_last_quarter_trend_fits_every_checkpoint_so_one_noisy_end_does_not_
     assert last_quarter_trend(plateau, 800) == pytest.approx(0.0614, abs=1e-3)
     assert undertraining({"val_trend_last_quarter_db": last_quarter_trend(plateau, 800)}, LIMITS)["undertrained"] == "no"
     assert np.isnan(last_quarter_trend(plateau[-1:], 800)) and np.isnan(last_quarter_trend([], 800))
+    every_25 = [{"step": s, "val_psnr": 20.0 + 0.01 * s} for s in (25, 50, 75, 100, 125, 150)]
+    assert last_quarter_trend(every_25, 150) == pytest.approx(0.5)  # spans from step 100, not 125
