@@ -187,7 +187,7 @@ def test_smoke_report_page_and_snakemake_report(smoke_run):
 def test_smoke_scaling_target_measures_every_point(smoke_run):
     snakemake(smoke_run, "--profile", "profiles/smoke", "scaling")
     points = pd.read_csv(smoke_run / "results" / "scaling" / "scaling.csv")
-    assert len(points) == 8 and (points["status"] == "ok").all()
+    assert len(points) == 10 and (points["status"] == "ok").all()  # 2 views x 3 methods, 2 iterations x 2
     assert (points["step_time_median_s"] > 0).all() and np.isfinite(points["train_peak_memory_mb"]).all()
     deq = points[(points["study"] == "iterations") & (points["method"] == "deq-id")]
     assert (deq["fp_forward_iterations"] == deq["value"]).all()  # tol 0: exactly the swept iterations
