@@ -19,8 +19,6 @@ leaderboard, the paired comparisons and the learning-curve and fidelity figures 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import shutil
 from pathlib import Path
 
@@ -59,13 +57,13 @@ def per_image(results: Path, task: str) -> pd.DataFrame:
 
 
 def verdict(interval, sign: int) -> str:
-    if sign == 0 or not np.isfinite(interval.low):
-        return "measured" if sign == 0 else "no interval"
-    if interval.low > 0:
-        return "holds" if sign > 0 else "reversed"
-    if interval.high < 0:
-        return "holds" if sign < 0 else "reversed"
-    return "not separated"
+    if sign == 0:
+        return "measured"
+    if not np.isfinite(interval.low):
+        return "no interval"
+    if not interval.excludes_zero:
+        return "not separated"
+    return "holds" if np.sign(interval.mean) == sign else "reversed"
 
 
 def claim_rows(board: pd.DataFrame, images: pd.DataFrame, seed: int = 0) -> list[dict]:
@@ -112,18 +110,17 @@ def report(results: Path, task: str) -> str:
     board = pd.read_csv(results / "leaderboard.csv")
     board = board[board["task"] == task]
     images = per_image(results, task)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        print(f"# The seed papers' claims on `{task}`, as measured\n")
-        print(f"run provenance: {provenance(board)}\n")
-        print(pd.DataFrame(claim_rows(board, images)).to_markdown(index=False))
-        print("\nODER's cost (ratios of means over seeds; train_step_s per training step, test_ms per image):\n")
-        print(pd.DataFrame(cost_rows(board)).to_markdown(index=False))
-        flagged = board[(board["status"] != "ok") | (board.get("undertrained", "no") == "yes")]
-        print("\nRows not ok or undertrained: " + (", ".join(
+    flagged = board[(board["status"] != "ok") | (board.get("undertrained", "no") == "yes")]
+    return "\n".join([
+        f"# The seed papers' claims on `{task}`, as measured\n",
+        f"run provenance: {provenance(board)}\n",
+        pd.DataFrame(claim_rows(board, images)).to_markdown(index=False),
+        "\nODER's cost (ratios of means over seeds; train_step_s per training step, test_ms per image):\n",
+        pd.DataFrame(cost_rows(board)).to_markdown(index=False),
+        "\nRows not ok or undertrained: " + (", ".join(
             f"{r.method}/{r.loss} ({r.status}{', undertrained' if getattr(r, 'undertrained', '') == 'yes' else ''})"
-            for r in flagged.itertuples()) or "none"))
-    return out.getvalue()
+            for r in flagged.itertuples()) or "none"),
+    ]) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:

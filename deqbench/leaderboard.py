@@ -232,9 +232,8 @@ def last_quarter_trend(curve: list[dict], steps: int | None) -> float:
 def undertraining(row: dict, limits: dict) -> dict:
     """``row`` with ``undertrained``: whether its validation PSNR still rose by more than
     ``undertrained_gain_db`` over the last quarter of training (:func:`last_quarter_trend`,
-    mean over seeds); a row
-    without a learning curve gets neither value. Not a failure: its rank may change with
-    more training."""
+    mean over seeds); a row without a learning curve gets neither value. Not a failure: its
+    rank may change with more training."""
     gain = row.get("val_trend_last_quarter_db")
     if gain is not None and np.isfinite(gain):
         row["undertrained"] = "yes" if gain > limits["undertrained_gain_db"] else "no"
