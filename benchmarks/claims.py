@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from deqbench.io import read_json
-from deqbench.statistics import bootstrap_interval
+from deqbench.statistics import paired_interval, score_tables
 
 # (claim, row a, row b, column, claimed sign of a - b): rows are method/loss of one task
 CLAIMS = [
@@ -75,10 +75,8 @@ def claim_rows(board: pd.DataFrame, images: pd.DataFrame, seed: int = 0) -> list
         if missing:
             rows.append({**row, "verdict": "no verdict: " + ", ".join(f"{e} is {status.get(e, 'absent')}" for e in missing)})
             continue
-        tables = [images[images["entry"] == entry].pivot(index="seed", columns="image", values=column).dropna(axis=1)
-                  for entry in (a, b)]  # equivariance is measured on the first test images only
-        shared = tables[0].columns.intersection(tables[1].columns)
-        interval = bootstrap_interval(tables[0][shared].to_numpy(), tables[1][shared].to_numpy(), seed)
+        tables = score_tables(images[images["entry"].isin([a, b])], column)
+        interval = paired_interval(tables[a], tables[b], seed)
         digits = 2 if column == "psnr" else 4
         rows.append({**row, "difference": f"{interval.mean:+.{digits}f}",
                      "95% interval": f"[{interval.low:+.{digits}f}, {interval.high:+.{digits}f}]",

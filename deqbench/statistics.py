@@ -82,21 +82,31 @@ def bootstrap_interval(a, b=None, seed: int = 0, resamples: int = RESAMPLES, lev
     return Interval(float(mean), float(low), float(high), images, seeds)
 
 
-def compare_entries(scores: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """Every ordered pair of entries compared on their shared images.
+def score_tables(scores: pd.DataFrame, column: str = "psnr") -> dict[str, pd.DataFrame]:
+    """Per entry, its (seeds x images) table of ``column`` from ``scores`` (columns
+    ``entry``, ``seed``, ``image`` and ``column``, one row per entry, training seed and
+    test image); images a seed has no score for are dropped (equivariance, for one, is
+    measured on the first test images only)."""
+    return {entry: group.pivot(index="seed", columns="image", values=column).dropna(axis=1)
+            for entry, group in scores.groupby("entry")}
 
-    ``scores`` has columns ``entry``, ``seed``, ``image`` and ``psnr`` (one row per
-    entry, training seed and test image). Returns one row per ordered pair:
+
+def paired_interval(first: pd.DataFrame, second: pd.DataFrame, seed: int = 0) -> Interval:
+    """``first - second`` (two :func:`score_tables` tables) on the images both have."""
+    shared = first.columns.intersection(second.columns)
+    return bootstrap_interval(first[shared].to_numpy(), second[shared].to_numpy(), seed)
+
+
+def compare_entries(scores: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Every ordered pair of entries of ``scores`` (as :func:`score_tables` reads it)
+    compared on their PSNR on shared images. Returns one row per ordered pair:
     ``entry_a``, ``entry_b``, ``mean`` (of a - b), ``low``, ``high``, ``n`` (images),
     ``seeds`` (the fewer of the two) and ``a_beats_b``.
     """
-    tables = {entry: group.pivot(index="seed", columns="image", values="psnr")
-              for entry, group in scores.groupby("entry")}
+    tables = score_tables(scores)
     rows = []
     for first, second in permutations(sorted(tables), 2):
-        shared = tables[first].columns.intersection(tables[second].columns)
-        a, b = tables[first][shared].dropna(), tables[second][shared].dropna()
-        diff = bootstrap_interval(a.to_numpy(), b.to_numpy(), seed)
+        diff = paired_interval(tables[first], tables[second], seed)
         rows.append({"entry_a": first, "entry_b": second, "mean": diff.mean, "low": diff.low,
                      "high": diff.high, "n": diff.n, "seeds": diff.seeds, "a_beats_b": diff.low > 0})
     return pd.DataFrame(rows, columns=["entry_a", "entry_b", "mean", "low", "high", "n", "seeds", "a_beats_b"])
