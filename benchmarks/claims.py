@@ -8,7 +8,8 @@ seeds and shared test images, with its 95% two-level bootstrap interval
 shared): PSNR in dB, and for equivariance the relative error under rotations. The
 verdict is ``holds`` when the interval lies on the claimed side of zero, ``reversed``
 when it lies on the other side, ``not separated`` otherwise; a claim that needs a row
-that is not ``ok`` says so instead. ODER's cost claim adds the ratios of its training
+that is not ``ok`` says so instead, and one on an ``undertrained`` row is marked
+provisional. ODER's cost claim adds the ratios of its training
 step time, training time and test time to DEQ-ID's and DEQ-JFB's (means over seeds).
 
 Printed with the run's provenance (commit, device, threads, libraries, from its
@@ -66,8 +67,14 @@ def verdict(interval, sign: int) -> str:
     return "holds" if np.sign(interval.mean) == sign else "reversed"
 
 
+def provisional(undertrained: list[str]) -> str:
+    """A verdict on a row still improving may change with more training: it says so."""
+    return f" (provisional: {', '.join(undertrained)} undertrained)" if undertrained else ""
+
+
 def claim_rows(board: pd.DataFrame, images: pd.DataFrame, seed: int = 0) -> list[dict]:
     status = {f"{r.method}/{r.loss}": r.status for r in board.itertuples()}
+    undertrained = {f"{r.method}/{r.loss}" for r in board.itertuples() if getattr(r, "undertrained", "no") == "yes"}
     rows = []
     for claim, a, b, column, sign in CLAIMS:
         row = {"claim": claim, "a - b": f"{a} - {b}", "score": column}
@@ -80,7 +87,8 @@ def claim_rows(board: pd.DataFrame, images: pd.DataFrame, seed: int = 0) -> list
         digits = 2 if column == "psnr" else 4
         rows.append({**row, "difference": f"{interval.mean:+.{digits}f}",
                      "95% interval": f"[{interval.low:+.{digits}f}, {interval.high:+.{digits}f}]",
-                     "seeds": interval.seeds, "images": interval.n, "verdict": verdict(interval, sign)})
+                     "seeds": interval.seeds, "images": interval.n, "verdict": verdict(interval, sign)
+                     + provisional([entry for entry in (a, b) if entry in undertrained])})
     return rows
 
 

@@ -14,7 +14,8 @@ import claims  # noqa: E402
 IMAGES = 12
 
 
-def toy_results(root: Path, psnr_offsets: dict[str, float], status: dict[str, str]) -> Path:
+def toy_results(root: Path, psnr_offsets: dict[str, float], status: dict[str, str],
+                undertrained: tuple[str, ...] = ()) -> Path:
     """Two seeds of every entry (method/loss) on CT: per-image PSNR = base + offset +
     seed noise, equivariance error on the first four images only."""
     base = np.random.default_rng(0).normal(25, 2, size=IMAGES)
@@ -29,6 +30,7 @@ def toy_results(root: Path, psnr_offsets: dict[str, float], status: dict[str, st
             pd.DataFrame({"split": "test", "image": range(IMAGES), "psnr": base + offset + 0.01 * seed,
                           "equivariance_error": equivariance}).to_csv(run / "images.csv", index=False)
         rows.append({"task": "ct", "method": method, "loss": loss, "status": status.get(entry, "ok"),
+                     "undertrained": "yes" if entry in undertrained else "no",
                      "train_step_s": 1.0 + offset, "train_min": 10.0, "test_ms": 5.0, "steps": 800,
                      "git_commit": "abc", "device": "cpu"})
     pd.DataFrame(rows).to_csv(root / "leaderboard.csv", index=False)
@@ -60,3 +62,11 @@ def test_costs_are_ratios_of_oder_to_each_reference(tmp_path):
     board = pd.read_csv(toy_results(tmp_path, offsets, {}) / "leaderboard.csv")
     rows = {row["ODER / "]: row for row in claims.cost_rows(board)}
     assert rows["deq-id"]["train_step_s ratio"] == "0.75" and rows["deq-jfb"]["train_step_s ratio"] == "1.50"
+
+
+def test_a_verdict_on_an_undertrained_row_is_provisional_and_names_it(tmp_path):
+    offsets = {"deq-id/ei": 1.0, "deq-jfb/ei": 0.0, "deq-id/sup": 1.5}
+    found = verdicts(toy_results(tmp_path, offsets, {}, undertrained=("deq-id/sup",)))
+    assert found["DEQ-ID above DEQ-JFB under EI"]["verdict"] == "holds"
+    gap = found["DEQ-ID: EI close to supervised (gap)"]
+    assert gap["verdict"] == "measured (provisional: deq-id/sup undertrained)" and gap["difference"] == "-0.50"
