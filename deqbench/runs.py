@@ -58,10 +58,15 @@ def simulate_task(task_cfg: dict, data: str, ood_data: str | None, seed: int,
 def run_identity(task_name: str, task_cfg: dict, task_file: str, method: Method, loss: str,
                  settings: dict, seed: int) -> dict:
     """What a run's result depends on (config, data, method folder, the package code that
-    computes results): guards resumes and lets the leaderboard refuse stale results."""
+    computes results): guards resumes and lets the leaderboard refuse stale results.
+
+    The step cap ``settings["steps"]`` is left out: no step depends on it, so a run whose
+    cap is raised continues from its checkpoint (:func:`train_run`) to the weights a run
+    trained with that cap from the start would have."""
+    uncapped = {key: value for key, value in settings.items() if key != "steps"}
     return {
         "task": task_name, "method": method.name, "loss": loss, "seed": seed,
-        "config_hash": config_hash(task_cfg, method.definition, loss, settings, seed),
+        "config_hash": config_hash(task_cfg, method.definition, loss, uncapped, seed),
         "data_sha256": file_digest(task_file),
         "method_sha256": method.fingerprint(),
         "code_sha256": code_fingerprint(),
@@ -92,8 +97,10 @@ def train_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str, l
     method = load_method(method_dir, shared_hyperparameters)
     identity = run_identity(task_name, task_cfg, task_file, method, loss, settings, seed)
     checkpoint = Path(out_model).with_name("checkpoint.pt")
-    if checkpoint.exists() and load_torch(checkpoint).get("identity") != identity:
-        checkpoint.unlink()  # left by other code or config: never resume from it
+    if checkpoint.exists():
+        state = load_torch(checkpoint)
+        if state.get("identity") != identity or state["step"] > settings["steps"]:
+            checkpoint.unlink()  # other code or config, or past a lowered cap: never resume from it
     record = {**identity, "status": "ok", "provenance": provenance(device)}
     task = load_run_task(task_name, task_cfg, task_file, seed, device)
     weights = {}

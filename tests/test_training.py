@@ -211,6 +211,28 @@ def run_once(root, method_dir, settings=SETTINGS):
     return run_dir
 
 
+def test_raising_the_step_cap_continues_a_finished_run(simulated):
+    """The step cap is no part of a run's identity: raised, a finished run resumes from its
+    checkpoint and ends with the weights of a run trained with that cap from the start;
+    lowered below the checkpoint's step, the run trains again from its first step."""
+    method = write_method(simulated / "conv", CONV_MODEL)
+    common = dict(task_name="ct", task_cfg=CT, task_file=str(simulated / "ct.pt"), method_dir=str(method),
+                  loss="sup", seed=0, device_name="cpu")
+
+    def trained(directory, steps):
+        train_run(**common, settings={**SETTINGS, "steps": steps}, out_model=str(directory / "model.pt"),
+                  out_record=str(directory / "train.json"))
+        return load_torch(directory / "model.pt"), json.loads((directory / "train.json").read_text())
+
+    trained(simulated / "raised", 4)
+    raised, record = trained(simulated / "raised", 6)
+    fresh, _ = trained(simulated / "fresh", 6)
+    assert record["resumed_from_step"] == 4 and record["steps"] == 6 and record["status"] == "ok"
+    assert fresh.keys() == raised.keys() and all(torch.equal(raised[k], fresh[k]) for k in fresh)
+    _, lowered = trained(simulated / "raised", 2)
+    assert lowered["resumed_from_step"] == 0 and lowered["steps"] == 2
+
+
 def test_a_raising_method_is_recorded_as_failed(simulated):
     method = write_method(simulated / "raises", CONV_MODEL.replace("return self.conv(", "raise ValueError('bad') or self.conv("))
     run_dir = run_once(simulated, method)
