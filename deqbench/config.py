@@ -77,3 +77,11 @@ def set_path(settings: dict, path: str, value: object) -> None:
     if isinstance(node[leaf], dict):
         raise ConfigError(f"'{path}' names a group of settings, not one setting")
     node[leaf] = value
+
+
+def training_settings(training: dict, loss: str) -> dict:
+    """The training settings of a run under ``loss``: the config's ``training`` with the
+    entries of its ``per_loss[loss]`` put in (e.g. a higher step cap for ``sup``, whose
+    runs plateau later than ``ei`` runs)."""
+    settings = {key: value for key, value in training.items() if key != "per_loss"}
+    return {**settings, **training.get("per_loss", {}).get(loss, {})}

@@ -5,7 +5,7 @@ import shutil
 import pytest
 import torch
 
-from deqbench.config import ROOT, ConfigError, load_validated, validate
+from deqbench.config import ROOT, ConfigError, load_validated, training_settings, validate
 from deqbench.methods import MethodError, build_model, discover, load_method
 from deqbench.tasks import Task, build_physics
 
@@ -99,4 +99,16 @@ def test_config_schema_rejects_unknown_keys():
     config = load_validated(ROOT / "config" / "config.yaml", "config")
     config["trainig"] = {}
     with pytest.raises(ConfigError, match="key '<top level>'.*trainig"):
+        validate(config, "config", "config.yaml")
+
+
+def test_per_loss_training_settings_replace_the_common_ones_for_that_loss_only():
+    config = load_validated(ROOT / "config" / "config.yaml", "config")
+    config["training"]["per_loss"] = {"sup": {"steps": 2000}}
+    validate(config, "config", "config.yaml")
+    sup, ei = (training_settings(config["training"], loss) for loss in ("sup", "ei"))
+    assert sup["steps"] == 2000 and ei["steps"] == config["training"]["steps"] and "per_loss" not in sup
+    assert {k: v for k, v in sup.items() if k != "steps"} == {k: v for k, v in ei.items() if k != "steps"}
+    config["training"]["per_loss"] = {"none": {"steps": 1}}
+    with pytest.raises(ConfigError, match="per_loss"):
         validate(config, "config", "config.yaml")

@@ -1,6 +1,7 @@
 # Checks of the config against the folders, method discovery and the list of runs.
 from pathlib import Path
 
+from deqbench.config import training_settings
 from deqbench.methods import discover
 from deqbench.provenance import code_files
 
@@ -63,7 +64,7 @@ def run_settings(wildcards):
         "task_cfg": config["tasks"][wildcards.task],
         "method_dir": str(METHODS[wildcards.method].folder),
         "loss": wildcards.loss,
-        "settings": config["training"],
+        "settings": training_settings(config["training"], wildcards.loss),
         "seed": int(wildcards.seed),
         "device_name": config["device"],
         "shared_hyperparameters": config["hyperparameters"],

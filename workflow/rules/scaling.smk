@@ -22,7 +22,7 @@ rule scaling_point:
         task_cfg=lambda w: config["tasks"][SCALING["studies"][w.study]["task"]],
         method_dir=lambda w: str(METHODS[w.method].folder),
         scaling={key: value for key, value in SCALING.items() if key != "studies"},
-        training=config["training"],
+        training=lambda w: training_settings(config["training"], SCALING["loss"]),
         seed=config["seed"],
         device=config["device"],
         shared_hyperparameters=config["hyperparameters"],
