@@ -9,8 +9,8 @@ shared): PSNR in dB, and for equivariance the relative error under rotations. Th
 verdict is ``holds`` when the interval lies on the claimed side of zero, ``reversed``
 when it lies on the other side, ``not separated`` otherwise; a claim that needs a row
 that is not ``ok`` says so instead, and one on an ``undertrained`` row is marked
-provisional. ODER's cost claim adds the ratios of its training
-step time, training time and test time to DEQ-ID's and DEQ-JFB's (means over seeds).
+provisional. ODER's cost claim adds the ratios of its training step time, training time
+and test time to DEQ-ID's and DEQ-JFB's (means over seeds).
 
 Printed with the run's provenance (commit, device, threads, libraries, from its
 leaderboard rows). ``--copy-to`` also keeps the printout (``claims.md``), the
