@@ -72,9 +72,14 @@ def provisional(undertrained: list[str]) -> str:
     return f" (provisional: {', '.join(undertrained)} undertrained)" if undertrained else ""
 
 
+def undertrained(board: pd.DataFrame) -> set[str]:
+    """Entries (method/loss) the leaderboard marks as still improving at their step cap."""
+    return {f"{r.method}/{r.loss}" for r in board.itertuples() if getattr(r, "undertrained", "no") == "yes"}
+
+
 def claim_rows(board: pd.DataFrame, images: pd.DataFrame, seed: int = 0) -> list[dict]:
     status = {f"{r.method}/{r.loss}": r.status for r in board.itertuples()}
-    undertrained = {f"{r.method}/{r.loss}" for r in board.itertuples() if getattr(r, "undertrained", "no") == "yes"}
+    still_improving = undertrained(board)
     rows = []
     for claim, a, b, column, sign in CLAIMS:
         row = {"claim": claim, "a - b": f"{a} - {b}", "score": column}
@@ -88,7 +93,7 @@ def claim_rows(board: pd.DataFrame, images: pd.DataFrame, seed: int = 0) -> list
         rows.append({**row, "difference": f"{interval.mean:+.{digits}f}",
                      "95% interval": f"[{interval.low:+.{digits}f}, {interval.high:+.{digits}f}]",
                      "seeds": interval.seeds, "images": interval.n, "verdict": verdict(interval, sign)
-                     + provisional([entry for entry in (a, b) if entry in undertrained])})
+                     + provisional([entry for entry in (a, b) if entry in still_improving])})
     return rows
 
 
@@ -116,16 +121,19 @@ def report(results: Path, task: str) -> str:
     board = pd.read_csv(results / "leaderboard.csv")
     board = board[board["task"] == task]
     images = per_image(results, task)
-    flagged = board[(board["status"] != "ok") | (board.get("undertrained", "no") == "yes")]
+    still_improving = undertrained(board)
+    flagged = []
+    for r in board.itertuples():
+        entry = f"{r.method}/{r.loss}"
+        if r.status != "ok" or entry in still_improving:
+            flagged.append(f"{entry} ({r.status}{', undertrained' if entry in still_improving else ''})")
     return "\n".join([
         f"# The seed papers' claims on `{task}`, as measured\n",
         f"run provenance: {provenance(board)}\n",
         pd.DataFrame(claim_rows(board, images)).to_markdown(index=False),
         "\nODER's cost (ratios of means over seeds; train_step_s per training step, test_ms per image):\n",
         pd.DataFrame(cost_rows(board)).to_markdown(index=False),
-        "\nRows not ok or undertrained: " + (", ".join(
-            f"{r.method}/{r.loss} ({r.status}{', undertrained' if getattr(r, 'undertrained', '') == 'yes' else ''})"
-            for r in flagged.itertuples()) or "none"),
+        "\nRows not ok or undertrained: " + (", ".join(flagged) or "none"),
     ]) + "\n"
 
 
