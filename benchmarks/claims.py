@@ -9,7 +9,8 @@ shared): PSNR in dB, and for equivariance the relative error under rotations. Th
 verdict is ``holds`` when the interval lies on the claimed side of zero, ``reversed``
 when it lies on the other side, ``not separated`` otherwise; a claim that needs a row
 that is not ``ok`` says so instead, and one on an ``undertrained`` row is marked
-provisional. ODER's cost claim adds the ratios of its training step time, training time
+provisional, unless more training of that row can only widen the difference it shows
+(:func:`training_caveat`). ODER's cost claim adds the ratios of its training step time, training time
 and test time to DEQ-ID's and DEQ-JFB's (means over seeds).
 
 Printed with the run's provenance (commit, device, threads, libraries, from its
@@ -67,9 +68,24 @@ def verdict(interval, sign: int) -> str:
     return "holds" if np.sign(interval.mean) == sign else "reversed"
 
 
-def provisional(undertrained: list[str]) -> str:
-    """A verdict on a row still improving may change with more training: it says so."""
-    return f" (provisional: {', '.join(undertrained)} undertrained)" if undertrained else ""
+def training_caveat(still_improving: list[str], a: str, interval, column: str) -> str:
+    """What more training of the rows still improving could do to a verdict on ``a - b``.
+
+    A verdict on an ``undertrained`` row is provisional, except in one case: when only one
+    row is still improving and its training can only move the PSNR difference further from
+    zero (the row below is the one improving), the sign is settled and the interval's near
+    end is a bound on the converged difference (assuming more training does not lower that
+    row's test PSNR, as its rising validation PSNR says)."""
+    if not still_improving:
+        return ""
+    names = ", ".join(still_improving)
+    if column == "psnr" and len(still_improving) == 1 and interval.excludes_zero:
+        rising = +1 if still_improving == [a] else -1  # the sign more training pushes a - b towards
+        if np.sign(interval.mean) == rising:
+            bound = interval.low if rising > 0 else interval.high
+            side = "above" if rising > 0 else "below"
+            return f" (settled: only {names} is undertrained and it is the lower row; converged, a - b stays {side} {bound:+.2f} dB)"
+    return f" (provisional: {names} undertrained)"
 
 
 def undertrained(board: pd.DataFrame) -> set[str]:
@@ -93,7 +109,7 @@ def claim_rows(board: pd.DataFrame, images: pd.DataFrame, seed: int = 0) -> list
         rows.append({**row, "difference": f"{interval.mean:+.{digits}f}",
                      "95% interval": f"[{interval.low:+.{digits}f}, {interval.high:+.{digits}f}]",
                      "seeds": interval.seeds, "images": interval.n, "verdict": verdict(interval, sign)
-                     + provisional([entry for entry in (a, b) if entry in still_improving])})
+                     + training_caveat([entry for entry in (a, b) if entry in still_improving], a, interval, column)})
     return rows
 
 

@@ -65,8 +65,22 @@ def test_costs_are_ratios_of_oder_to_each_reference(tmp_path):
 
 
 def test_a_verdict_on_an_undertrained_row_is_provisional_and_names_it(tmp_path):
-    offsets = {"deq-id/ei": 1.0, "deq-jfb/ei": 0.0, "deq-id/sup": 1.5}
+    # deq-id/sup is 0.5 dB below deq-id/ei and still improving: it could catch up
+    offsets = {"deq-id/ei": 1.0, "deq-jfb/ei": 0.0, "deq-id/sup": 0.5}
     found = verdicts(toy_results(tmp_path, offsets, {}, undertrained=("deq-id/sup",)))
     assert found["DEQ-ID above DEQ-JFB under EI"]["verdict"] == "holds"
     gap = found["DEQ-ID: EI close to supervised (gap)"]
-    assert gap["verdict"] == "measured (provisional: deq-id/sup undertrained)" and gap["difference"] == "-0.50"
+    assert gap["verdict"] == "measured (provisional: deq-id/sup undertrained)" and gap["difference"] == "+0.50"
+
+
+def test_a_gap_that_training_the_lower_row_can_only_widen_is_settled(tmp_path):
+    # deq-id/sup is 0.5 dB above deq-id/ei and still improving: the gap can only grow
+    offsets = {"deq-id/ei": 1.0, "deq-jfb/ei": 0.0, "deq-id/sup": 1.5, "unrolled/ei": 2.0}
+    found = verdicts(toy_results(tmp_path, offsets, {}, undertrained=("deq-id/sup", "deq-jfb/ei", "unrolled/ei")))
+    gap = found["DEQ-ID: EI close to supervised (gap)"]
+    assert gap["difference"] == "-0.50" and gap["verdict"].startswith("measured (settled: only deq-id/sup")
+    assert "stays below -0.4" in gap["verdict"]
+    # deq-jfb/ei is the lower row and still improving: it could catch up
+    assert found["DEQ-ID above DEQ-JFB under EI"]["verdict"] == "holds (provisional: deq-jfb/ei undertrained)"
+    # unrolled/ei is the upper row and still improving: DEQ-ID falls further behind
+    assert found["EI-trained DEQ-ID above unrolling"]["verdict"].startswith("reversed (settled: only unrolled/ei")
