@@ -123,7 +123,9 @@ def cost_rows(board: pd.DataFrame) -> list[dict]:
                 oder, other = indexed.loc[("oder", loss)], indexed.loc[(reference, loss)]
                 rows.append({"loss": loss, "ODER / ": reference,
                              **{f"{cost} ratio": f"{oder[cost] / other[cost]:.2f}" for cost in COSTS},
-                             "ODER steps": oder["steps"], f"{reference} steps": other["steps"]})
+                             "ODER steps": oder["steps"], "reference steps": other["steps"],
+                             # a ratio to a row that is not ok (e.g. solves stopped at their cap) is no cost verdict
+                             "status (ODER, reference)": f"{oder['status']}, {other['status']}"})
     return rows
 
 

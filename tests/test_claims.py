@@ -59,9 +59,11 @@ def test_verdicts_follow_the_sign_of_a_constant_gap_and_name_a_row_that_is_not_o
 
 def test_costs_are_ratios_of_oder_to_each_reference(tmp_path):
     offsets = {"deq-id/sup": 1.0, "deq-jfb/sup": 0.0, "oder/sup": 0.5}
-    board = pd.read_csv(toy_results(tmp_path, offsets, {}) / "leaderboard.csv")
+    board = pd.read_csv(toy_results(tmp_path, offsets, {"deq-id/sup": "unreliable: capped"}) / "leaderboard.csv")
     rows = {row["ODER / "]: row for row in claims.cost_rows(board)}
     assert rows["deq-id"]["train_step_s ratio"] == "0.75" and rows["deq-jfb"]["train_step_s ratio"] == "1.50"
+    assert rows["deq-id"]["status (ODER, reference)"] == "ok, unreliable: capped"  # shown, not hidden
+    assert rows["deq-jfb"]["status (ODER, reference)"] == "ok, ok"
 
 
 def test_a_verdict_on_an_undertrained_row_is_provisional_and_names_it(tmp_path):
