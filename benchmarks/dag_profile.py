@@ -1,23 +1,32 @@
 """Where a finished DAG's time went: per rule, per job, and the harness against the work.
 
-    python benchmarks/dag_profile.py [RESULTS] [--top 10]
+    python benchmarks/dag_profile.py [RESULTS] [--top 10] [--logs .snakemake/log]
 
 Reads what Snakemake wrote with ``benchmark:`` (``RESULTS/benchmarks/<rule>/...tsv``: the
 job's wall seconds ``s`` and ``cpu_time``) and the training records. A train job's work is
 its training loop (``train_wall_s_this_process`` in ``train.json``: the steps, plus the
 untimed validation and fidelity measurements); the rest of its wall time is the harness
 (process start, imports, loading the task, writing results). The other rules are
-reported whole, and their harness is estimated at the train jobs' median each. Job seconds add up the time each job took, not the wall time of the DAG,
-which runs several jobs at once.
+reported whole, and their harness is estimated at the train jobs' median each.
+
+Job seconds add up the time each job took, not the wall time of the DAG, which runs
+several jobs at once: that comes from Snakemake's own logs, one per invocation (a run
+resumed in pieces has several), with the share of the cores its jobs kept busy (a job
+killed mid-run and resumed counts only its last process, so a run in pieces reads low).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
+
+JOB_STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
+CORES = re.compile(r"^Provided cores: (\d+)$")
 
 
 def job_times(results: Path) -> pd.DataFrame:
@@ -30,6 +39,26 @@ def job_times(results: Path) -> pd.DataFrame:
         rows.append({"rule": rule, "job": job, "s": float(measured["s"]),
                      "cpu_s": float(measured.get("cpu_time", float("nan")))})
     return pd.DataFrame(rows, columns=["rule", "job", "s", "cpu_s"])
+
+
+def snakemake_pieces(log_dir: Path) -> pd.DataFrame:
+    """One row per Snakemake invocation that ran jobs (``.snakemake/log/<start>.snakemake.log``;
+    a DAG run in pieces has several): its start (the log's name), the start of its first job,
+    the end of its last, its cores and finished jobs. Its wall time runs from the start, so it
+    includes Snakemake's own start-up (parsing, building the DAG) before the first job."""
+    rows = []
+    for log in sorted(log_dir.glob("*.snakemake.log")):
+        lines = log.read_text().splitlines()
+        stamps = [datetime.strptime(m.group(1), "%a %b %d %H:%M:%S %Y") for m in map(JOB_STAMP.match, lines) if m]
+        finished = sum(line.startswith("Finished jobid") for line in lines)
+        if not stamps or not finished:
+            continue
+        cores = next((int(m.group(1)) for m in map(CORES.match, lines) if m), 1)
+        start = datetime.strptime(log.name.split(".snakemake")[0], "%Y-%m-%dT%H%M%S.%f")
+        rows.append({"log": log.name, "cores": cores, "jobs": finished,
+                     "wall_s": (stamps[-1] - start).total_seconds(),
+                     "start_up_s": (stamps[0] - start).total_seconds()})
+    return pd.DataFrame(rows, columns=["log", "cores", "jobs", "wall_s", "start_up_s"])
 
 
 def training_work(results: Path, jobs: pd.DataFrame) -> pd.DataFrame:
@@ -45,7 +74,7 @@ def training_work(results: Path, jobs: pd.DataFrame) -> pd.DataFrame:
     return train
 
 
-def report(results: Path, top: int) -> str:
+def report(results: Path, top: int, log_dir: Path | None = None) -> str:
     jobs = job_times(results)
     if jobs.empty:
         return f"no benchmark files under {results / 'benchmarks'}"
@@ -70,6 +99,16 @@ def report(results: Path, top: int) -> str:
                   f"  the {others} other jobs' harness, estimated at that median each: {others * start_up:.0f} s",
                   f"  harness (train measured, others estimated) / all job seconds: "
                   f"{(harness + others * start_up) / total:.3f}"]
+    log_dir = log_dir or results.resolve().parent / ".snakemake" / "log"
+    pieces = snakemake_pieces(log_dir)
+    if not pieces.empty:
+        capacity = (pieces["wall_s"] * pieces["cores"]).sum()
+        cores = ", ".join(map(str, sorted(pieces["cores"].unique())))
+        lines += ["", f"Snakemake ({log_dir}): {len(pieces)} piece(s), {pieces['jobs'].sum()} jobs finished, "
+                  f"wall {pieces['wall_s'].sum():.0f} s on {cores} cores",
+                  f"  start-up before the first job: {pieces['start_up_s'].sum():.0f} s",
+                  f"  job seconds / (wall x cores): {jobs['s'].sum() / capacity:.3f} "
+                  "(below 1: cores idle by the DAG's shape, shared with other work, or killed jobs)"]
     return "\n".join(lines)
 
 
@@ -77,8 +116,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="?", default="results", type=Path)
     parser.add_argument("--top", type=int, default=10)
+    parser.add_argument("--logs", type=Path, help="Snakemake's logs (default: RESULTS/../.snakemake/log)")
     args = parser.parse_args()
-    print(report(args.results, args.top))
+    print(report(args.results, args.top, args.logs))
 
 
 if __name__ == "__main__":
