@@ -73,7 +73,7 @@ def training_caveat(still_improving: list[str], a: str, interval, column: str) -
 
     A verdict on an ``undertrained`` row is provisional, except in one case: when only one
     row is still improving and its training can only move the PSNR difference further from
-    zero (the row below is the one improving), the sign is settled and the interval's near
+    zero (the row above is the one improving), the sign is settled and the interval's near
     end is a bound on the converged difference (assuming more training does not lower that
     row's test PSNR, as its rising validation PSNR says)."""
     if not still_improving:
@@ -84,7 +84,7 @@ def training_caveat(still_improving: list[str], a: str, interval, column: str) -
         if np.sign(interval.mean) == rising:
             bound = interval.low if rising > 0 else interval.high
             side = "above" if rising > 0 else "below"
-            return f" (settled: only {names} is undertrained and it is the lower row; converged, a - b stays {side} {bound:+.2f} dB)"
+            return f" (settled: only {names} is undertrained and it is the upper row; converged, a - b stays {side} {bound:+.2f} dB)"
     return f" (provisional: {names} undertrained)"
 
 

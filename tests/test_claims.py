@@ -81,7 +81,7 @@ def test_a_gap_that_training_the_lower_row_can_only_widen_is_settled(tmp_path):
     found = verdicts(toy_results(tmp_path, offsets, {}, undertrained=("deq-id/sup", "deq-jfb/ei", "unrolled/ei")))
     gap = found["DEQ-ID: EI close to supervised (gap)"]
     assert gap["difference"] == "-0.50" and gap["verdict"].startswith("measured (settled: only deq-id/sup")
-    assert "stays below -0.4" in gap["verdict"]
+    assert "it is the upper row" in gap["verdict"] and "stays below -0.4" in gap["verdict"]
     # deq-jfb/ei is the lower row and still improving: it could catch up
     assert found["DEQ-ID above DEQ-JFB under EI"]["verdict"] == "holds (provisional: deq-jfb/ei undertrained)"
     # unrolled/ei is the upper row and still improving: DEQ-ID falls further behind
