@@ -10,8 +10,8 @@ verdict is ``holds`` when the interval lies on the claimed side of zero, ``rever
 when it lies on the other side, ``not separated`` otherwise; a claim that needs a row
 that is not ``ok`` says so instead, and one on an ``undertrained`` row is marked
 provisional, unless more training of that row can only widen the difference it shows
-(:func:`training_caveat`). ODER's cost claim adds the ratios of its training step time, training time
-and test time to DEQ-ID's and DEQ-JFB's (means over seeds).
+(:func:`training_caveat`). ODER's cost claim adds the ratios of its training step time,
+training time and test time to DEQ-ID's and DEQ-JFB's (means over seeds).
 
 Printed with the run's provenance (commit, device, threads, libraries, from its
 leaderboard rows). ``--copy-to`` also keeps the printout (``claims.md``), the
@@ -84,7 +84,8 @@ def training_caveat(still_improving: list[str], a: str, interval, column: str) -
         if np.sign(interval.mean) == rising:
             bound = interval.low if rising > 0 else interval.high
             side = "above" if rising > 0 else "below"
-            return f" (settled: only {names} is undertrained and it is the upper row; converged, a - b stays {side} {bound:+.2f} dB)"
+            return (f" (settled: only {names} is undertrained and it is the upper row; "
+                    f"converged, a - b stays {side} {bound:+.2f} dB)")
     return f" (provisional: {names} undertrained)"
 
 
@@ -143,8 +144,10 @@ def report(results: Path, task: str) -> str:
     flagged = []
     for r in board.itertuples():
         entry = f"{r.method}/{r.loss}"
-        if r.status != "ok" or entry in still_improving:
-            flagged.append(f"{entry} ({r.status}{', undertrained' if entry in still_improving else ''})")
+        if entry in still_improving:
+            flagged.append(f"{entry} ({r.status}, undertrained)")
+        elif r.status != "ok":
+            flagged.append(f"{entry} ({r.status})")
     return "\n".join([
         f"# The seed papers' claims on `{task}`, as measured\n",
         f"run provenance: {provenance(board)}\n",

@@ -91,14 +91,15 @@ def report(results: Path, top: int, log_dir: Path | None = None) -> str:
         done = train.dropna(subset=["loop_s"])
         harness, total = done["harness_s"].sum(), jobs["s"].sum()
         start_up = done["harness_s"].median()  # process start, imports, task loading, writing
-        others = int((jobs["rule"] != "train").sum())
+        others = jobs[jobs["rule"] != "train"]
         lines += ["train jobs: training loop against the harness around it",
                   f"  loop {done['loop_s'].sum():.0f} s, harness {harness:.0f} s (median {start_up:.1f} s a job)",
                   f"  train harness / all job seconds: {harness / total:.3f}",
-                  f"  all non-train jobs / all job seconds: {jobs.loc[jobs['rule'] != 'train', 's'].sum() / total:.3f}",
-                  f"  the {others} other jobs' harness, estimated at that median each: {others * start_up:.0f} s",
+                  f"  all non-train jobs / all job seconds: {others['s'].sum() / total:.3f}",
+                  f"  the {len(others)} other jobs' harness, estimated at that median each: "
+                  f"{len(others) * start_up:.0f} s",
                   f"  harness (train measured, others estimated) / all job seconds: "
-                  f"{(harness + others * start_up) / total:.3f}"]
+                  f"{(harness + len(others) * start_up) / total:.3f}"]
     log_dir = log_dir or results.resolve().parent / ".snakemake" / "log"
     pieces = snakemake_pieces(log_dir)
     if not pieces.empty:

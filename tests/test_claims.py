@@ -75,7 +75,7 @@ def test_a_verdict_on_an_undertrained_row_is_provisional_and_names_it(tmp_path):
     assert gap["verdict"] == "measured (provisional: deq-id/sup undertrained)" and gap["difference"] == "+0.50"
 
 
-def test_a_gap_that_training_the_lower_row_can_only_widen_is_settled(tmp_path):
+def test_a_gap_that_training_the_upper_row_can_only_widen_is_settled(tmp_path):
     # deq-id/sup is 0.5 dB above deq-id/ei and still improving: the gap can only grow
     offsets = {"deq-id/ei": 1.0, "deq-jfb/ei": 0.0, "deq-id/sup": 1.5, "unrolled/ei": 2.0}
     found = verdicts(toy_results(tmp_path, offsets, {}, undertrained=("deq-id/sup", "deq-jfb/ei", "unrolled/ei")))
