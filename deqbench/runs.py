@@ -97,10 +97,6 @@ def train_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str, l
     method = load_method(method_dir, shared_hyperparameters)
     identity = run_identity(task_name, task_cfg, task_file, method, loss, settings, seed)
     checkpoint = Path(out_model).with_name("checkpoint.pt")
-    if checkpoint.exists():
-        state = load_torch(checkpoint)
-        if state.get("identity") != identity or state["step"] > settings["steps"]:
-            checkpoint.unlink()  # other code or config, or past a lowered cap: never resume from it
     record = {**identity, "status": "ok", "provenance": provenance(device)}
     task = load_run_task(task_name, task_cfg, task_file, seed, device)
     weights = {}

@@ -125,7 +125,8 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
     (DEQs: measure the gradient's fidelity every that many steps and at the last,
     :mod:`deqbench.fidelity`, untimed), ``validation_every`` (the learning curve,
     module docstring) and ``early_stopping`` (module docstring). ``identity`` is stored in
-    the checkpoint so that a resume can check it continues the same run. A method's own
+    the checkpoint: a checkpoint of another identity (other code or config), or past a
+    lowered step cap, is deleted rather than resumed from. A method's own
     failure (exception, wrong output shape, non-finite loss, time budget exceeded) raises
     :class:`MethodError`.
     """
@@ -147,8 +148,11 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
     stopping, stopped = settings.get("early_stopping"), False
     if stopping and not validation_every:
         raise MethodError("early_stopping needs validation points: set training.validation_every")
-    if checkpoint.exists():
-        state = load_torch(checkpoint, map_location=device)
+    state = load_torch(checkpoint, map_location=device) if checkpoint.exists() else None
+    if state is not None and (state.get("identity") != identity or state["step"] > settings["steps"]):
+        checkpoint.unlink()
+        state = None
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         for name, generator in generators().items():
