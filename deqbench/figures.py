@@ -257,7 +257,7 @@ def fidelity_figure(table: pd.DataFrame, fidelity: dict[tuple, list[list[dict]]]
                 note(cosine, f"{task}: no run measured its gradient fidelity")
                 note(radius, "")
                 continue
-            cosine.axhline(limits["min_gradient_cosine"], color="0.5", linewidth=0.8)
+            cosine.axhline(limits["min_median_gradient_cosine"], color="0.5", linewidth=0.8)
             radius.axhline(limits["max_spectral_radius"], color="0.5", linewidth=0.8)
             cosine.set_ylabel("gradient cosine to tight implicit")
             radius.set_ylabel(r"spectral radius of $J$ at $x^\star$")

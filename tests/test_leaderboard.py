@@ -52,3 +52,25 @@ def test_the_last_quarter_trend_fits_every_checkpoint_so_one_noisy_end_does_not_
     assert np.isnan(last_quarter_trend(plateau[-1:], 800)) and np.isnan(last_quarter_trend([], 800))
     every_25 = [{"step": s, "val_psnr": 20.0 + 0.01 * s} for s in (25, 50, 75, 100, 125, 150)]
     assert last_quarter_trend(every_25, 150) == pytest.approx(0.5)  # spans from step 100, not 125
+
+
+def test_the_gradient_gate_takes_the_median_step_and_the_worst_step_stays_on_the_row():
+    from deqbench.leaderboard import median_cosine, unreliability
+
+    def measured(*cosines, converged=True):
+        return [{"gradient_cosine": c, "reference_converged": converged} for c in cosines]
+
+    limits = {"min_median_gradient_cosine": 0.99, "max_spectral_radius": 1.0, "max_capped_share": 0.01}
+
+    def gate(fidelity):
+        row = {"fidelity_measured": True, "exact_gradient_claimed": True, "spectral_radius_max": 0.9,
+               "gradient_cosine_min": min((m["gradient_cosine"] for m in fidelity if m["reference_converged"]),
+                                          default=np.nan),
+               "gradient_cosine_median": median_cosine(fidelity), "steps": 150, "backward_capped_steps": 0}
+        return unreliability(row, limits)
+
+    one_bad_step = measured(0.9999, 0.989, 0.9998, 1.0)  # the default MRI DEQ-ID EI run's pattern
+    assert median_cosine(one_bad_step) == pytest.approx(0.99985) and gate(one_bad_step) is None
+    assert "median cosine 0.985" in gate(measured(0.98, 0.99, 0.9999, 0.98))
+    assert median_cosine(measured(0.5, converged=False) + measured(0.999)) == 0.999  # no reference: left out
+    assert "no tight reference" in gate(measured(0.999, converged=False))

@@ -293,7 +293,7 @@ def test_a_non_contractive_deq_is_marked_unreliable_with_its_numbers_kept(simula
     assert expansive["status"] == "unreliable" and "not contractive" in expansive["reason"]
     assert expansive["psnr"] == expansive["psnr"]  # the numbers stay on the row (not NaN)
     assert shipped["status"] == "ok" and shipped["spectral_radius_max"] < 1
-    assert shipped["gradient_cosine_min"] > LIMITS["min_gradient_cosine"]
+    assert shipped["gradient_cosine_median"] > LIMITS["min_median_gradient_cosine"]
 
 
 def test_the_nearest_training_image_row_is_a_brute_force_search(tmp_path):
