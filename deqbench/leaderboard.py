@@ -51,6 +51,7 @@ LABELS = {
     "tuned_on": "tuned on", "spectral_radius_max": "spectral radius (max)",
     "val_trend_last_quarter_db": "val. PSNR trend, last quarter (dB)", "undertrained": "undertrained",
 }
+DIGITS = {"gradient_cosine_median": 4, "gradient_cosine_min": 4, "spectral_radius_max": 3}  # others: 2
 STATUS_ORDER = {"ok": 0, "oracle": 1, "unreliable": 2, "failed": 3, "stale": 4, "not applicable": 5, "invalid": 6}
 SCORED = ("ok", "oracle", "unreliable")  # statuses whose rows show their metrics (only ok rows are ranked)
 
@@ -310,11 +311,12 @@ def markdown(table: pd.DataFrame) -> str:
         rows["ssim"] = [fmt_ci(m, h, 3) for m, h in zip(rows["ssim"], rows["ssim_ci95"])]
         rows["ood_psnr"] = [fmt_ci(m, h, 2) for m, h in zip(rows["ood_psnr"], rows["ood_psnr_ci95"])]
         rows["status"] = [s if s == "ok" else f"{s}: {r}" for s, r in zip(rows["status"], rows["reason"])]
-        shown = rows[[c for c in MARKDOWN_COLUMNS if c in rows]].rename(columns=label)
+        columns = [c for c in MARKDOWN_COLUMNS if c in rows]
+        shown = rows[columns].rename(columns=label)
         shown = shown.astype(object).where(shown.notna(), None)  # blank, not "nan"
         parts.append(f"\n## {task}, loss `{loss}`\n\n")
         parts.append(tabulate(shown, headers="keys", tablefmt="github", showindex=False,
-                              floatfmt=".2f", missingval=""))
+                              floatfmt=[f".{DIGITS.get(c, 2)}f" for c in columns], missingval=""))
         parts.append("\n")
     return "".join(parts)
 

@@ -74,3 +74,13 @@ def test_the_gradient_gate_takes_the_median_step_and_the_worst_step_stays_on_the
     assert "median cosine 0.985" in gate(measured(0.98, 0.99, 0.9999, 0.98))
     assert median_cosine(measured(0.5, converged=False) + measured(0.999)) == 0.999  # no reference: left out
     assert "no tight reference" in gate(measured(0.999, converged=False))
+
+
+def test_the_markdown_shows_cosines_to_four_decimals_so_an_inexact_step_is_visible():
+    from deqbench.leaderboard import markdown
+
+    row = combine_seeds([seed_run(0, 0.0)], seed=0)
+    row.update(gradient_cosine_median=0.99994, gradient_cosine_min=0.98895, spectral_radius_max=0.9153)
+    line = next(line for line in markdown(pd.DataFrame([row])).splitlines() if line.startswith("| M "))
+    cells = [cell.strip() for cell in line.split("|")]
+    assert {"0.9999", "0.9889", "0.915"} <= set(cells)  # at 2 decimals both cosines read 0.99
