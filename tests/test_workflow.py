@@ -88,6 +88,7 @@ def test_smoke_dag_end_to_end(smoke_run):
     assert set(oracle["task"]) == {"ct", "mri"} and oracle["psnr"].between(5, 60).all()
     deq = ok[(ok["family"] == "deq") & (ok["loss"] != "none")]
     assert deq["spectral_radius_max"].between(0, 10).all() and deq["gradient_cosine_min"].notna().all()
+    assert (deq["gradient_cosine_median"] >= deq["gradient_cosine_min"]).all()  # the gate's and the worst step's
     assert (smoke_run / "results" / "leaderboard.md").read_text().count("## ") == 4
     manifest = json.loads((smoke_run / "results" / "data" / "ellipses.json").read_text())
     assert len(manifest["sha256"]) == 64 and manifest["splits"]["train"] == [8, 64, 64]
