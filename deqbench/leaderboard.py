@@ -51,7 +51,8 @@ LABELS = {
     "tuned_on": "tuned on", "spectral_radius_max": "spectral radius (max)",
     "val_trend_last_quarter_db": "val. PSNR trend, last quarter (dB)", "undertrained": "undertrained",
 }
-DIGITS = {"gradient_cosine_median": 4, "gradient_cosine_min": 4, "spectral_radius_max": 3}  # others: 2
+# decimals of the reliability columns, in the Markdown and on the report page (others: 2)
+DIGITS = {"gradient_cosine_median": 4, "gradient_cosine_min": 4, "spectral_radius_max": 3}
 STATUS_ORDER = {"ok": 0, "oracle": 1, "unreliable": 2, "failed": 3, "stale": 4, "not applicable": 5, "invalid": 6}
 SCORED = ("ok", "oracle", "unreliable")  # statuses whose rows show their metrics (only ok rows are ranked)
 

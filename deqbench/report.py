@@ -54,7 +54,7 @@ EMPTY = '<td data-sort=""></td>'
 METRICS = [("psnr", 2, "psnr_ci95"), ("psnr_seed_std", 2, None), ("ssim", 3, "ssim_ci95"), ("ood_psnr", 2, "ood_psnr_ci95"),
            ("equivariance_error", 3, None), ("test_ms", 1, None), ("train_min", 2, None),
            ("tune_min", 2, None), ("train_peak_mb", 1, None), ("test_peak_mb", 1, None),
-           ("gradient_cosine_median", 4, None), ("gradient_cosine_min", 4, None), ("spectral_radius_max", 3, None),
+           *((column, digits, None) for column, digits in leaderboard.DIGITS.items()),
            ("val_trend_last_quarter_db", 2, None)]  # column, digits, CI
 CAP_HITS = "fixed_point_warning"  # training steps whose fixed-point solve stopped at its cap
 
