@@ -60,10 +60,12 @@ def run_identity(task_name: str, task_cfg: dict, task_file: str, method: Method,
     """What a run's result depends on (config, data, method folder, the package code that
     computes results): guards resumes and lets the leaderboard refuse stale results.
 
-    The step cap ``settings["steps"]`` is left out: no step depends on it, so a run whose
-    cap is raised continues from its checkpoint (:func:`train_run`) to the weights a run
-    trained with that cap from the start would have."""
-    uncapped = {key: value for key, value in settings.items() if key != "steps"}
+    The step cap ``settings["steps"]`` is left out under a constant learning rate: no step
+    depends on it, so a run whose cap is raised continues from its checkpoint
+    (:func:`train_run`) to the weights a run trained with that cap from the start would
+    have. A cosine schedule is set by the cap, which then stays in."""
+    cap_shapes_steps = settings.get("lr_schedule", "constant") != "constant"
+    uncapped = {key: value for key, value in settings.items() if key != "steps" or cap_shapes_steps}
     return {
         "task": task_name, "method": method.name, "loss": loss, "seed": seed,
         "config_hash": config_hash(task_cfg, method.definition, loss, uncapped, seed),

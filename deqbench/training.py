@@ -15,6 +15,12 @@ stopping criterion (:func:`stopping_criterion`: the validation PSNR under ``sup`
 ``ei`` a score from the validation measurements alone) and stops, ``steps`` then being a
 cap, once ``patience`` points in a row have not improved on the best by ``min_delta_db``
 (:func:`plateau`); it ends with the weights of its best point.
+
+``lr_schedule: cosine`` anneals the learning rate over the step cap (torch's
+``CosineAnnealingLR``, :math:`\eta_t = \tfrac{\eta_0}{2}(1 + \cos(\pi t / T))`, ``T = steps``),
+so that a run settles within its budget instead of gaining at a slowly falling rate to
+any cap; the default ``constant`` keeps ``lr``. Under ``cosine`` the cap shapes every step,
+so it is part of the run's identity (:func:`deqbench.runs.run_identity`).
 """
 
 from __future__ import annotations
@@ -138,6 +144,8 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
     transforms = torch.Generator(device).manual_seed(seed + 1)
     terms = build_loss(loss_name, settings, transforms)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"])
+    schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings["steps"])
+                if settings.get("lr_schedule", "constant") == "cosine" else None)
 
     def generators() -> dict[str, torch.Generator]:
         # deepinv's noise model swaps its generator object on every call: look it up each time.
@@ -155,6 +163,8 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if schedule is not None:
+            schedule.load_state_dict(state["schedule"])
         for name, generator in generators().items():
             generator.set_state(state["rng"][name])
         torch.set_rng_state(state["rng"]["torch"])
@@ -193,6 +203,8 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
                                                                       y, task.physics)})
             with timed(device) as update:
                 optimizer.step()
+                if schedule is not None:
+                    schedule.step()
             step_times.append(compute["seconds"] + update["seconds"])
             if sum(step_times) > settings.get("time_budget_s", math.inf):
                 raise MethodError(f"step {step}: training exceeded its budget of {settings['time_budget_s']} s")
@@ -214,6 +226,7 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
             if done % settings["checkpoint_every"] == 0 or done == settings["steps"] or stopped:
                 save_torch({
                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "schedule": schedule.state_dict() if schedule is not None else None,
                     "rng": {**{n: g.get_state() for n, g in generators().items()}, "torch": torch.get_rng_state()},
                     "step": done, "history": history, "step_times": step_times, "identity": identity,
                     "solver_stats": solver_stats, "fidelity": measured, "validation": curve, "best": best,
@@ -230,6 +243,7 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
         "best_step": best["step"] if best else None,
         "batch_size": settings["batch_size"],
         "lr": settings["lr"],
+        "lr_schedule": settings.get("lr_schedule", "constant"),
         "resumed_from_step": start,
         "final_loss": statistics.fmean(history[-10:]) if history else float("nan"),
         "loss_history": history,

@@ -91,21 +91,23 @@ def test_every_method_trains_alike_on_the_ct_matrix_and_on_deepinvs_tomography(t
         assert torch.allclose(losses[0], losses[1], rtol=1e-4, atol=0), (method.name, losses)
 
 
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
 @pytest.mark.parametrize("loss", ["sup", "ei"])
-def test_resume_after_a_crash_ends_with_the_uninterrupted_weights(tmp_path, loss):
+def test_resume_after_a_crash_ends_with_the_uninterrupted_weights(tmp_path, loss, schedule):
+    settings = {**SETTINGS, "lr_schedule": schedule}
     reference = Correction()
-    train(reference, tiny_task(), loss, SETTINGS, 0, torch.device("cpu"), tmp_path / "ref.pt")
+    train(reference, tiny_task(), loss, settings, 0, torch.device("cpu"), tmp_path / "ref.pt")
 
     calls_per_step = {"sup": 1, "ei": 2}[loss]  # EI reconstructs the transformed image too
     crashing = Correction(crash_at=2 * calls_per_step + 1)  # dies in step 3, after the checkpoint of step 2
     checkpoint = tmp_path / "run.pt"
     with pytest.raises(MethodError, match="killed"):
-        train(crashing, tiny_task(), loss, SETTINGS, 0, torch.device("cpu"), checkpoint)
+        train(crashing, tiny_task(), loss, settings, 0, torch.device("cpu"), checkpoint)
     assert load_torch(checkpoint)["step"] == 2
 
     resumed = Correction()
     torch.nn.init.zeros_(resumed.conv.weight)  # the checkpoint, not the init, must count
-    record = train(resumed, tiny_task(), loss, SETTINGS, 0, torch.device("cpu"), checkpoint)
+    record = train(resumed, tiny_task(), loss, settings, 0, torch.device("cpu"), checkpoint)
     assert record["resumed_from_step"] == 2
     for key, value in weights(reference).items():
         assert torch.equal(value, resumed.state_dict()[key]), key
@@ -231,6 +233,28 @@ def test_raising_the_step_cap_continues_a_finished_run(simulated):
     assert fresh.keys() == raised.keys() and all(torch.equal(raised[k], fresh[k]) for k in fresh)
     _, lowered = trained(simulated / "raised", 2)
     assert lowered["resumed_from_step"] == 0 and lowered["steps"] == 2
+
+
+def test_a_cosine_schedule_anneals_over_the_cap_which_is_then_part_of_the_run(simulated):
+    """Under ``lr_schedule: cosine`` the learning rate falls to zero at the cap, so the
+    weights differ from a constant-rate run's, and a raised cap trains again from step 0."""
+    method = write_method(simulated / "conv", CONV_MODEL)
+    common = dict(task_name="ct", task_cfg=CT, task_file=str(simulated / "ct.pt"), method_dir=str(method),
+                  loss="sup", seed=0, device_name="cpu")
+
+    def trained(directory, **settings):
+        train_run(**common, settings={**SETTINGS, **settings}, out_model=str(directory / "model.pt"),
+                  out_record=str(directory / "train.json"))
+        return load_torch(directory / "model.pt"), json.loads((directory / "train.json").read_text())
+
+    constant, _ = trained(simulated / "constant", steps=4)
+    cosine, record = trained(simulated / "cosine", steps=4, lr_schedule="cosine")
+    assert record["lr_schedule"] == "cosine" and record["status"] == "ok"
+    assert not torch.equal(constant["conv.weight"], cosine["conv.weight"])
+    checkpoint = load_torch(simulated / "cosine" / "checkpoint.pt")
+    assert checkpoint["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0, abs=1e-12)
+    _, raised = trained(simulated / "cosine", steps=6, lr_schedule="cosine")
+    assert raised["resumed_from_step"] == 0 and raised["steps"] == 6
 
 
 def test_a_raising_method_is_recorded_as_failed(simulated):
