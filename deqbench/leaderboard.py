@@ -124,21 +124,13 @@ def run_row(run: dict, images: pd.DataFrame) -> dict:
     row.update({f"train_{key}": value for key, value in train.items() if key.startswith("fp_")})
     row["fixed_point_warning"] = train.get("fixed_point_warning", float("nan"))
     row["backward_capped_steps"] = train.get("backward_capped_steps", float("nan"))
-    for key in ("gradient_cosine_min", "gradient_relative_error_max", "spectral_radius_max"):
+    for key in ("gradient_cosine_median", "gradient_cosine_min", "gradient_relative_error_max", "spectral_radius_max"):
         row[key] = train.get(key, float("nan"))
-    row["gradient_cosine_median"] = median_cosine(train.get("fidelity", []))
     row["fidelity_measured"] = "fidelity" in train
     row["exact_gradient_claimed"] = train.get("exact_gradient_claimed", False)
     row.update({k: v for k, v in run.get("provenance", {}).items() if k != "versions"})
     row.update({f"version_{k}": v for k, v in run.get("provenance", {}).get("versions", {}).items()})
     return row
-
-
-def median_cosine(measured: list[dict]) -> float:
-    """The median gradient cosine of a run's fidelity measurements whose tight reference
-    converged (NaN when none did): the typical step, where the minimum is the worst one."""
-    valid = [m["gradient_cosine"] for m in measured if m["reference_converged"]]
-    return float(np.median(valid)) if valid else float("nan")
 
 
 def placeholder(task: str, loss: str, method: str, definition: dict, status: str, reason: str) -> dict:

@@ -69,8 +69,9 @@ def solver_summary(per_step: list[dict[str, float]]) -> dict:
 
 
 def fidelity_summary(measured: list[dict]) -> dict:
-    """The fidelity measurements (:mod:`deqbench.fidelity`) and their worst values over
-    those whose tight reference converged (NaN when none did), with the number left out."""
+    """The fidelity measurements (:mod:`deqbench.fidelity`) and, over those whose tight
+    reference converged (NaN when none did), their worst values and the median cosine (the
+    typical step, which the reliability gate reads), with the number left out."""
     if not measured:
         return {}
     valid = [m for m in measured if m["reference_converged"]]
@@ -82,6 +83,7 @@ def fidelity_summary(measured: list[dict]) -> dict:
             "fidelity_unconverged_references": len(measured) - len(valid),
             "spectral_radius_max": worst("spectral_radius", max),
             "gradient_cosine_min": worst("gradient_cosine", min),
+            "gradient_cosine_median": worst("gradient_cosine", statistics.median),
             "gradient_relative_error_max": worst("gradient_relative_error", max)}
 
 

@@ -55,18 +55,20 @@ def test_the_last_quarter_trend_fits_every_checkpoint_so_one_noisy_end_does_not_
 
 
 def test_the_gradient_gate_takes_the_median_step_and_the_worst_step_stays_on_the_row():
-    from deqbench.leaderboard import median_cosine, unreliability
+    from deqbench.leaderboard import unreliability
+    from deqbench.training import fidelity_summary
 
     def measured(*cosines, converged=True):
-        return [{"gradient_cosine": c, "reference_converged": converged} for c in cosines]
+        return [{"gradient_cosine": c, "reference_converged": converged, "exact_gradient_claimed": True,
+                 "spectral_radius": 0.9, "gradient_relative_error": 0.0} for c in cosines]
+
+    def median_cosine(fidelity):
+        return fidelity_summary(fidelity)["gradient_cosine_median"]
 
     limits = {"min_median_gradient_cosine": 0.99, "max_spectral_radius": 1.0, "max_capped_share": 0.01}
 
     def gate(fidelity):
-        row = {"fidelity_measured": True, "exact_gradient_claimed": True, "spectral_radius_max": 0.9,
-               "gradient_cosine_min": min((m["gradient_cosine"] for m in fidelity if m["reference_converged"]),
-                                          default=np.nan),
-               "gradient_cosine_median": median_cosine(fidelity), "steps": 150, "backward_capped_steps": 0}
+        row = {"fidelity_measured": True, "steps": 150, "backward_capped_steps": 0, **fidelity_summary(fidelity)}
         return unreliability(row, limits)
 
     one_bad_step = measured(0.9999, 0.989, 0.9998, 1.0)  # the default MRI DEQ-ID EI run's pattern
