@@ -76,15 +76,15 @@ def fidelity_summary(measured: list[dict]) -> dict:
         return {}
     valid = [m for m in measured if m["reference_converged"]]
 
-    def worst(key: str, pick) -> float:
-        return pick(m[key] for m in valid) if valid else float("nan")
+    def over_valid(key: str, reduce) -> float:
+        return reduce(m[key] for m in valid) if valid else float("nan")
 
     return {"fidelity": measured, "exact_gradient_claimed": measured[0]["exact_gradient_claimed"],
             "fidelity_unconverged_references": len(measured) - len(valid),
-            "spectral_radius_max": worst("spectral_radius", max),
-            "gradient_cosine_min": worst("gradient_cosine", min),
-            "gradient_cosine_median": worst("gradient_cosine", statistics.median),
-            "gradient_relative_error_max": worst("gradient_relative_error", max)}
+            "spectral_radius_max": over_valid("spectral_radius", max),
+            "gradient_cosine_min": over_valid("gradient_cosine", min),
+            "gradient_cosine_median": over_valid("gradient_cosine", statistics.median),
+            "gradient_relative_error_max": over_valid("gradient_relative_error", max)}
 
 
 @torch.no_grad()
