@@ -28,7 +28,7 @@ from deqbench.losses import LOSSES, needs_ground_truth
 from deqbench.measure import resolve_device
 from deqbench.methods import Method, MethodError, build_model, load_method, method_code
 from deqbench.samples import sample_reconstructions
-from deqbench.training import train
+from deqbench.training import cap_shapes_schedule, train
 
 def prepare_dataset(dataset_dir: str, overrides: dict, seed: int, out_data: str, out_manifest: str) -> None:
     """Generate a dataset and record its sha256 and shapes."""
@@ -64,8 +64,7 @@ def run_identity(task_name: str, task_cfg: dict, task_file: str, method: Method,
     depends on it, so a run whose cap is raised continues from its checkpoint
     (:func:`train_run`) to the weights a run trained with that cap from the start would
     have. A cosine schedule is set by the cap, which then stays in."""
-    cap_shapes_steps = settings.get("lr_schedule", "constant") != "constant"
-    uncapped = {key: value for key, value in settings.items() if key != "steps" or cap_shapes_steps}
+    uncapped = {key: value for key, value in settings.items() if key != "steps" or cap_shapes_schedule(settings)}
     return {
         "task": task_name, "method": method.name, "loss": loss, "seed": seed,
         "config_hash": config_hash(task_cfg, method.definition, loss, uncapped, seed),

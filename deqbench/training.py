@@ -68,6 +68,12 @@ def solver_summary(per_step: list[dict[str, float]]) -> dict:
     return summary
 
 
+def cap_shapes_schedule(settings: dict) -> bool:
+    """Whether the step cap sets the learning rate of every step (``lr_schedule: cosine``),
+    so that a run with a raised cap cannot continue a finished one."""
+    return settings.get("lr_schedule", "constant") != "constant"
+
+
 def fidelity_summary(measured: list[dict]) -> dict:
     """The fidelity measurements (:mod:`deqbench.fidelity`) and, over those whose tight
     reference converged (NaN when none did), their worst values and the median cosine (the
@@ -147,7 +153,7 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
     terms = build_loss(loss_name, settings, transforms)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"])
     schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings["steps"])
-                if settings.get("lr_schedule", "constant") == "cosine" else None)
+                if cap_shapes_schedule(settings) else None)
 
     def generators() -> dict[str, torch.Generator]:
         # deepinv's noise model swaps its generator object on every call: look it up each time.
