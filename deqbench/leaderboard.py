@@ -237,7 +237,10 @@ def undertraining(row: dict, limits: dict) -> dict:
     """``row`` with ``undertrained``: whether its validation PSNR still rose by more than
     ``undertrained_gain_db`` over the last quarter of training (:func:`last_quarter_trend`,
     mean over seeds); a row without a learning curve gets neither value. Not a failure: its
-    rank may change with more training."""
+    rank may change with more training. Under an annealed rate (``lr_schedule: cosine``) the
+    last quarter is flat by construction, so ``no`` then says the run settled within its
+    budget, not that a larger budget would gain nothing (README, "What the benchmark says
+    so far", measures what one would)."""
     gain = row.get("val_trend_last_quarter_db")
     if gain is not None and np.isfinite(gain):
         row["undertrained"] = "yes" if gain > limits["undertrained_gain_db"] else "no"

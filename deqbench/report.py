@@ -38,8 +38,9 @@ SUMMARY_FIGURES = {
     "learning": "Learning curves: validation PSNR over training steps of every row trained end to end, "
                 "mean over its training seeds (band: lowest to highest seed). A row still gaining more "
                 "than the configured amount over the last quarter (shaded) is marked undertrained: its "
-                "place may change with more training. The curves are for reading only; nothing is chosen "
-                "from them.",
+                "place may change with more training; under an annealed learning rate every curve "
+                "flattens at its end, so there the mark says less. The PSNR curves are for reading "
+                "only: early stopping reads a run's own criterion (under EI, one without ground truth).",
     "fidelity": "DEQ runs over training: cosine between the gradient used and the implicit gradient "
                 "with forward and backward solves run tight (top; dashed: Jacobian-free runs, which do "
                 "not claim it), and the spectral radius of the Jacobian of the iteration at the fixed "
