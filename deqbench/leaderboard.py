@@ -197,9 +197,11 @@ def unreliability(row: dict, limits: dict) -> str | None:
     steps below ``min_median_gradient_cosine``; a Jacobian-free gradient claims no more
     than an approximation and is not held to it), a spectral radius of :math:`J` at :math:`x^\\star` of
     ``max_spectral_radius`` or more (not an attracting fixed point), or more than
-    ``max_capped_share`` of its training steps with the implicit backward solve stopped at
-    its cap (a forward solve stopped near its tolerance shows in ``fixed_point_warning``;
-    whether it matters for the gradient, the fidelity measurement says)."""
+    ``max_capped_share`` of its training steps (``fixed_point_warning``), or of its test
+    solves (``fp_forward_capped``), with a solve stopped at its cap: its output, or the
+    point its gradient is taken at, is then not the fixed point the method claims, forward
+    or backward, implicit or Jacobian-free. A solve with tolerance 0 runs a fixed budget
+    and is never capped."""
     problems = []
     if row["fidelity_measured"] and not np.isfinite(row["gradient_cosine_min"]):
         problems.append("no tight reference solve converged: gradient fidelity and spectral radius unknown")
@@ -211,9 +213,13 @@ def unreliability(row: dict, limits: dict) -> str | None:
         if not row["spectral_radius_max"] < limits["max_spectral_radius"]:
             problems.append(f"spectral radius of J at x* {row['spectral_radius_max']:.3f} "
                             f"(>= {limits['max_spectral_radius']}): not contractive")
-    if row["steps"] and row["backward_capped_steps"] / row["steps"] > limits["max_capped_share"]:
-        problems.append(f"{row['backward_capped_steps']:.0f} of {row['steps']} training steps stopped their "
-                        f"implicit backward solve at its cap (> {limits['max_capped_share']:.0%})")
+    share = limits["max_capped_share"]
+    if row["steps"] and row["fixed_point_warning"] / row["steps"] > share:
+        problems.append(f"{row['fixed_point_warning']:.0f} of {row['steps']} training steps stopped a "
+                        f"fixed-point solve at its cap ({row['backward_capped_steps']:.0f} of them the implicit "
+                        f"backward solve; > {share:.0%})")
+    if row.get("fp_forward_capped", 0) > share:
+        problems.append(f"{row['fp_forward_capped']:.0%} of its test solves stopped at their cap (> {share:.0%})")
     return "; ".join(problems) or None
 
 
