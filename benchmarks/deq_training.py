@@ -34,10 +34,10 @@ from common import (  # noqa: E402
     build_method, fixed_iterations, hyperparameters, in_fresh_processes, print_provenance, relative_difference,
     train_steps)
 
-from deqbench.blocks.solvers import ANDERSON_REGULARISATION  # noqa: E402
 from deqbench.tasks import initial_reconstruction  # noqa: E402
 
 ANGLES = (30, 60, 90, 180)
+DEEPINV_ANDERSON_EPS = 1e-4  # DEQConfig's default eps_backward; absolute, where deqbench's is relative
 
 
 class DeepinvDEQ(torch.nn.Module):
@@ -53,10 +53,10 @@ class DeepinvDEQ(torch.nn.Module):
             lambda_reg=self.step.regularization, max_iter=forward["max_iter"], thres_conv=forward["tol"],
             early_stop=True, custom_init=initial_reconstruction, trainable_params=[],
             anderson_acceleration=AndersonAccelerationConfig(history_size=forward["anderson"], beta=1.0,
-                                                             eps=ANDERSON_REGULARISATION) if forward["anderson"] else None,
+                                                             eps=DEEPINV_ANDERSON_EPS) if forward["anderson"] else None,
             DEQ=DEQConfig(jacobian_free=jacobian_free, anderson_acceleration_backward=backward["anderson"] > 0,
                           history_size_backward=backward["anderson"], beta_backward=1.0,
-                          eps_backward=ANDERSON_REGULARISATION, max_iter_backward=backward["max_iter"]))
+                          eps_backward=DEEPINV_ANDERSON_EPS, max_iter_backward=backward["max_iter"]))
 
     def forward(self, y, physics):
         with self.step.one_call():

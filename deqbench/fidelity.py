@@ -40,7 +40,7 @@ from deqbench.blocks.data import draws_at_random
 # rounding errors of the iterates, where Anderson can stall (a capped reference is not used).
 # The cap is well above the shipped ones (400): where those solves need most of their cap
 # (spectral radius near 0.98) a reference 10x tighter needs more. History 20 as the DEQ
-# methods': near that radius a history of 5 to 15 can stall (methods/deq-id/method.yaml).
+# methods': near that radius a history of 5 stalls (blocks/solvers.py).
 TIGHT = SolverSettings(tol=1e-5, max_iter=1000, anderson=20)
 POWER_ITERATIONS = 30
 

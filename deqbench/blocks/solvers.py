@@ -9,7 +9,13 @@ iterates by solving, per sample,
            \qquad x_{k+1} = \sum_i \alpha_i F(x_{k-i}),
 
 with :math:`\lambda` relative to the mean squared residual, so that it does not depend on
-the scale of the iterates (the backward iterates are gradients, often tiny).
+the scale of the iterates (the backward iterates are gradients, often tiny). This small
+system is formed and solved in float64: the residuals in the history span decades, and in
+float32 the Gram matrix loses the newest, smallest ones, so that near spectral radius 0.98
+Anderson stalls at a relative residual of about 1e-3. Measured on DEQ-ID ``sup`` weights
+after 315 of 700 cosine steps, 6 training batches, cap 600, backward solves stopped at the
+cap (iterations of the others): history 5, 4 in float32, 5 in float64; history 10, 5
+(float32), 0 (float64: 117-150); history 20, 3 (float32: 158-201), 0 (float64: 93-134).
 
 Both stop once the relative residual :math:`\|F(x) - x\| / \|F(x)\|` of every sample
 is below ``tol``, or after ``max_iter`` evaluations of :math:`F` (capped, unless ``tol``
@@ -49,7 +55,7 @@ import torch
 
 Map = Callable[[torch.Tensor], torch.Tensor]
 
-ANDERSON_REGULARISATION = 1e-4
+ANDERSON_REGULARISATION = 1e-10  # relative; float64 (module docstring)
 
 
 @dataclass(frozen=True)
@@ -111,20 +117,20 @@ def anderson(f: Map, x0: torch.Tensor, settings: SolverSettings) -> Solution:
     residual = relative_residual(fs[:, 0], xs[:, 0])
     if residual.max() <= settings.tol or settings.max_iter <= 1:
         return Solution(fs[:, 0].view_as(x0), 1, residual, bool(residual.max() <= settings.tol))
-    # bordered normal equations [[0, 1^T], [1, G G^T + lambda I]] [nu; alpha] = [1; 0]
-    system = x0.new_zeros(batch, m + 1, m + 1)
+    # bordered normal equations [[0, 1^T], [1, G G^T + lambda I]] [nu; alpha] = [1; 0], in float64
+    system = x0.new_zeros(batch, m + 1, m + 1, dtype=torch.float64)
     system[:, 0, 1:] = system[:, 1:, 0] = 1
-    rhs = x0.new_zeros(batch, m + 1, 1)
+    rhs = torch.zeros_like(system[:, :, :1])
     rhs[:, 0] = 1
     newest = fs[:, 0]
     for k in range(1, settings.max_iter):
         n = min(k, m)
-        g = fs[:, :n] - xs[:, :n]
+        g = (fs[:, :n] - xs[:, :n]).double()
         gram = g @ g.transpose(1, 2)
         scale = gram.diagonal(dim1=1, dim2=2).mean(dim=1)[:, None, None]
         system[:, 1:n + 1, 1:n + 1] = gram + ANDERSON_REGULARISATION * scale * torch.eye(
-            n, dtype=x0.dtype, device=x0.device)
-        alpha = torch.linalg.solve(system[:, :n + 1, :n + 1], rhs[:, :n + 1])[:, 1:n + 1, 0]
+            n, dtype=system.dtype, device=x0.device)
+        alpha = torch.linalg.solve(system[:, :n + 1, :n + 1], rhs[:, :n + 1])[:, 1:n + 1, 0].to(x0.dtype)
         slot = k % m
         xs[:, slot] = (alpha[:, None] @ fs[:, :n])[:, 0]
         fs[:, slot] = f(xs[:, slot].view_as(x0)).flatten(1)
