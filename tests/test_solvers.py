@@ -53,7 +53,7 @@ def test_anderson_in_float32_converges_as_fast_as_its_exact_arithmetic_allows():
     offset = torch.randn(2, 512, generator=generator) * torch.logspace(0, -3, 512)[torch.randperm(512, generator=generator)]
     found = fixed_point(lambda x: x * eigenvalues + offset, torch.zeros_like(offset),
                         SolverSettings(tol=1e-5, max_iter=400, anderson=20))
-    assert found.converged and found.iterations <= 10
+    assert found.converged and found.iterations <= 12  # 9 here
     assert relative_error(found.x, offset / (1 - eigenvalues)) < 1e-3
 
 
