@@ -46,7 +46,7 @@ def test_shared_hyperparameters_reach_every_method_that_has_them():
     methods, _ = discover(ROOT / "methods", {"denoiser.depth": 17, "forward.max_iter": 150})
     for name in ("deq-id", "deq-jfb", "oder", "unrolled", "pnp", "red"):
         assert methods[name].hyperparameters["denoiser"]["depth"] == 17
-    assert methods["deq-id"].hyperparameters["forward"] == {"tol": 1.0e-4, "max_iter": 150, "anderson": 20}
+    assert methods["deq-id"].hyperparameters["forward"] == {"tol": 1.0e-5, "max_iter": 150, "anderson": 20}
     assert "forward" not in methods["unrolled"].hyperparameters
     assert methods["unet"].definition == load_method(ROOT / "methods" / "unet").definition
 
