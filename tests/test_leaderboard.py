@@ -7,6 +7,7 @@ import pytest
 from deqbench.leaderboard import combine_seeds, undertraining
 
 LIMITS = {"undertrained_gain_db": 0.1}
+GATE = {"min_median_gradient_cosine": 0.99, "max_spectral_radius": 1.0, "max_capped_share": 0.01}
 
 
 def seed_run(seed: int, offset: float, status: str = "ok", reason: str = ""):
@@ -65,12 +66,11 @@ def test_the_gradient_gate_takes_the_median_step_and_the_worst_step_stays_on_the
     def median_cosine(fidelity):
         return fidelity_summary(fidelity)["gradient_cosine_median"]
 
-    limits = {"min_median_gradient_cosine": 0.99, "max_spectral_radius": 1.0, "max_capped_share": 0.01}
 
     def gate(fidelity):
         row = {"fidelity_measured": True, "steps": 150, "fixed_point_warning": 0, "backward_capped_steps": 0,
                **fidelity_summary(fidelity)}
-        return unreliability(row, limits)
+        return unreliability(row, GATE)
 
     one_bad_step = measured(0.9999, 0.989, 0.9998, 1.0)  # the default MRI DEQ-ID EI run's pattern
     assert median_cosine(one_bad_step) == pytest.approx(0.99985) and gate(one_bad_step) is None
@@ -82,16 +82,15 @@ def test_the_gradient_gate_takes_the_median_step_and_the_worst_step_stays_on_the
 def test_a_solve_stopped_at_its_cap_counts_forward_or_backward_in_training_and_at_test():
     from deqbench.leaderboard import unreliability
 
-    limits = {"min_median_gradient_cosine": 0.99, "max_spectral_radius": 1.0, "max_capped_share": 0.01}
     converged = {"fidelity_measured": False, "steps": 700, "fixed_point_warning": 7, "backward_capped_steps": 0,
                  "fp_forward_capped": 0.0}
-    assert unreliability(converged, limits) is None  # 1% of the steps: at the limit, not above
+    assert unreliability(converged, GATE) is None  # 1% of the steps: at the limit, not above
     forward_only = {**converged, "fixed_point_warning": 62}  # a Jacobian-free run: no backward solve
-    assert "62 of 700 training steps stopped a fixed-point solve at its cap (0 of them" in unreliability(forward_only, limits)
+    assert "62 of 700 training steps stopped a fixed-point solve at its cap (0 of them" in unreliability(forward_only, GATE)
     at_test = {**converged, "fp_forward_capped": 0.25}
-    assert unreliability(at_test, limits) == "25% of its test solves stopped at their cap (> 1%)"
+    assert unreliability(at_test, GATE) == "25% of its test solves stopped at their cap (> 1%)"
     untrained = {"fidelity_measured": False, "steps": None, "fixed_point_warning": float("nan")}
-    assert unreliability(untrained, limits) is None
+    assert unreliability(untrained, GATE) is None
 
 
 def test_the_markdown_shows_cosines_to_four_decimals_so_an_inexact_step_is_visible():
