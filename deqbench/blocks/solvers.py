@@ -42,7 +42,7 @@ valid when :math:`F` is contractive near :math:`x^\star`, and a backward solve t
 not converge is how a non-contractive map shows. It also evaluates :math:`F` once at
 the fixed point instead of twice, and scales Anderson's regularisation to the
 residuals: ``DEQConfig``'s absolute one swamps the tiny backward iterates, so at equal
-iterations its implicit gradient was 45% off the converged one against 3e-4 here
+iterations its implicit gradient was 58% off the converged one against 2e-6 here
 (``benchmarks/deq_training.py``, which also measures time and memory).
 """
 
