@@ -14,8 +14,9 @@ own process, see ``benchmarks/common.py``):
    the forward tolerance (``early_stop``), which it also applies to the backward solve;
 3. DEQ-ID peak memory with 100 against 20 forward iterations (should stay flat);
 4. ODER step time relative to DEQ-JFB (both Jacobian-free, so only the data term
-   differs) as the CT angles grow, at 10 forward iterations: it should fall towards the
-   measurement fraction drawn.
+   differs) as the CT angles grow, at 10 forward iterations: the saving ODER's subsampling
+   can give, which nears the measurement fraction drawn only where the data term
+   dominates the step.
 """
 
 from __future__ import annotations
