@@ -66,7 +66,6 @@ def test_the_gradient_gate_takes_the_median_step_and_the_worst_step_stays_on_the
     def median_cosine(fidelity):
         return fidelity_summary(fidelity)["gradient_cosine_median"]
 
-
     def gate(fidelity):
         row = {"fidelity_measured": True, "steps": 150, "fixed_point_warning": 0, "backward_capped_steps": 0,
                **fidelity_summary(fidelity)}
