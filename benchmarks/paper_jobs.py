@@ -30,6 +30,7 @@ from snakemake.utils import update_config
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, in_fresh_processes, print_provenance  # noqa: E402
 
+from deqbench.config import has_path  # noqa: E402
 from deqbench.datasets import ellipse_phantom, load_spec, prepare, split_rng  # noqa: E402
 from deqbench.denoisers import train_denoiser  # noqa: E402
 from deqbench.measure import resolve_device  # noqa: E402
@@ -65,9 +66,11 @@ def images(config: dict, task_name: str, count: int) -> dict[str, torch.Tensor]:
 
 def measure(task_name: str, method_name: str, loss: str, iterations: int) -> dict:
     config = paper_config()
-    caps = {"forward.max_iter": iterations, "forward.tol": 0.0, "backward.max_iter": iterations,
-            "backward.tol": 0.0}
-    method = load_method(ROOT / "methods" / method_name, {**config["hyperparameters"], **caps})
+    folder = ROOT / "methods" / method_name
+    solves = {"forward.max_iter": iterations, "forward.tol": 0.0, "backward.max_iter": iterations,
+              "backward.tol": 0.0}
+    caps = {path: value for path, value in solves.items() if has_path(load_method(folder).hyperparameters, path)}
+    method = load_method(folder, config["hyperparameters"], caps)
     settings = {**config["training"], "steps": STEPS, "checkpoint_every": STEPS}
     task_cfg = config["tasks"][task_name]
     device = resolve_device("auto")

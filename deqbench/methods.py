@@ -16,7 +16,10 @@ truth only in a section whose loss does.
 
 A profile sizes what methods share without editing their folders: config
 ``hyperparameters`` maps dotted paths (``denoiser.depth``) to values, set in every method
-whose ``hyperparameters`` have that path (the paper profile's DnCNN-17 denoisers).
+whose ``hyperparameters`` have that path (the paper profile's DnCNN-17 denoisers). Solver
+settings and iteration counts (:func:`is_solver_setting`) are not shared: a shared cap
+would change every method's solves at once. Config ``method_hyperparameters`` sets them,
+or anything else, in one method (``{deq-id: {forward.max_iter: 100}}``).
 """
 
 from __future__ import annotations
@@ -96,9 +99,35 @@ class Method:
         return config_hash(*[(str(p.relative_to(self.folder)), file_digest(p)) for p in self.sources])
 
 
-def load_method(folder: str | Path, shared: dict | None = None) -> Method:
-    """Validate one method folder and set the ``shared`` hyperparameters it has; raises
-    :class:`ConfigError` naming file and key."""
+def is_solver_setting(path: str) -> bool:
+    """Whether a dotted hyperparameter path is a fixed-point solver setting (``forward.*``,
+    ``backward.*``) or an iteration count (``iterations``, ``inner_iterations``)."""
+    keys = path.split(".")
+    return keys[0] in ("forward", "backward") or keys[-1].endswith("iterations")
+
+
+def check_shared(shared: dict | None) -> None:
+    """Refuse a shared solver setting or iteration count, naming it."""
+    for path in shared or {}:
+        if is_solver_setting(path):
+            raise ConfigError(f"config hyperparameters: '{path}' is a solver setting or iteration count, which a "
+                              "shared value would change in every method that has it: set it per method, "
+                              f"method_hyperparameters: {{<method>: {{{path}: <value>}}}}")
+
+
+def set_hyperparameter(hyperparameters: dict, path: str, value: object, source: str, folder: Path) -> None:
+    try:
+        set_path(hyperparameters, path, value)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err} of {folder / 'method.yaml'}") from None
+
+
+def load_method(folder: str | Path, shared: dict | None = None, own: dict | None = None) -> Method:
+    """Validate one method folder, then set the ``shared`` hyperparameters it has (no solver
+    setting: :func:`check_shared`) and its ``own`` (its entry of config
+    ``method_hyperparameters``), which it must have; raises :class:`ConfigError` naming
+    file and key."""
+    check_shared(shared)
     folder = Path(folder)
     definition = load_validated(folder / "method.yaml", "method")
     if definition["losses"] == ["none"] and "tuning" in definition:
@@ -110,29 +139,37 @@ def load_method(folder: str | Path, shared: dict | None = None) -> Method:
     hyperparameters = definition.get("hyperparameters", {})
     for path, value in (shared or {}).items():
         if has_path(hyperparameters, path):
-            try:
-                set_path(hyperparameters, path, value)
-            except ConfigError as err:
-                raise ConfigError(f"config hyperparameters: {err} of {folder / 'method.yaml'}") from None
+            set_hyperparameter(hyperparameters, path, value, "config hyperparameters", folder)
+    for path, value in (own or {}).items():
+        set_hyperparameter(hyperparameters, path, value, f"config method_hyperparameters.{folder.name}", folder)
     return Method(name=folder.name, folder=folder, definition=definition)
 
 
-def discover(methods_dir: str | Path, shared: dict | None = None) -> tuple[dict[str, Method], dict[str, str]]:
-    """All method folders, with the ``shared`` hyperparameters set:
-    ``(valid methods, {invalid folder: reason})``. A shared path that no valid method has
-    raises :class:`ConfigError` (a misspelt key would otherwise change nothing)."""
+def discover(methods_dir: str | Path, shared: dict | None = None,
+             per_method: dict[str, dict] | None = None) -> tuple[dict[str, Method], dict[str, str]]:
+    """All method folders, with the config's ``shared`` hyperparameters and each one's entry
+    of ``per_method`` set (:func:`load_method`): ``(valid methods, {invalid folder: reason})``.
+    Raises :class:`ConfigError` for a shared solver setting, a shared path that no valid
+    method has (a misspelt key would otherwise change nothing), and a ``per_method`` entry
+    of a folder that is missing or not valid (a path it lacks among the reasons)."""
+    check_shared(shared)
+    per_method = per_method or {}
     valid, invalid = {}, {}
     for folder in sorted(Path(methods_dir).iterdir()):
         if not folder.is_dir() or folder.name.startswith(("_", ".")):
             continue
         try:
-            valid[folder.name] = load_method(folder, shared)
+            valid[folder.name] = load_method(folder, shared, per_method.get(folder.name))
         except ConfigError as err:
             invalid[folder.name] = str(err)
     for path in shared or {}:
         if not any(has_path(m.hyperparameters, path) for m in valid.values()):
             raise ConfigError(f"config hyperparameters: '{path}' is a hyperparameter of no method "
                               f"in {methods_dir}")
+    for name in per_method:
+        if name not in valid:
+            raise ConfigError(invalid.get(name, f"config method_hyperparameters: '{name}' is no method folder "
+                                                f"in {methods_dir}"))
     return valid, invalid
 
 

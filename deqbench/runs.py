@@ -91,11 +91,11 @@ def load_run_task(task_name: str, task_cfg: dict, task_file: str, seed: int, dev
 
 def train_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str, loss: str,
               settings: dict, seed: int, device_name: str, out_model: str, out_record: str,
-              shared_hyperparameters: dict | None = None) -> None:
+              shared_hyperparameters: dict | None = None, method_hyperparameters: dict | None = None) -> None:
     """Train one method (end to end, or its denoiser alone); a failure of the method's code
     is recorded, not raised."""
     device = resolve_device(device_name)
-    method = load_method(method_dir, shared_hyperparameters)
+    method = load_method(method_dir, shared_hyperparameters, method_hyperparameters)
     identity = run_identity(task_name, task_cfg, task_file, method, loss, settings, seed)
     checkpoint = Path(out_model).with_name("checkpoint.pt")
     record = {**identity, "status": "ok", "provenance": provenance(device)}
@@ -115,12 +115,13 @@ def train_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str, l
 
 def tune_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str, loss: str,
              settings: dict, seed: int, device_name: str, model_file: str | None,
-             record_file: str | None, out_tuning: str, shared_hyperparameters: dict | None = None) -> None:
+             record_file: str | None, out_tuning: str, shared_hyperparameters: dict | None = None,
+             method_hyperparameters: dict | None = None) -> None:
     """Choose a method's ``tuning`` hyperparameters on the validation split, the only split
     loaded (under a loss without ground truth, its measurements alone); a failure of the
     method's code, or of its training, is recorded, not raised."""
     device = resolve_device(device_name)
-    method = load_method(method_dir, shared_hyperparameters)
+    method = load_method(method_dir, shared_hyperparameters, method_hyperparameters)
     record = {**run_identity(task_name, task_cfg, task_file, method, loss, settings, seed),
               "status": "ok", "provenance": provenance(device)}
     trained = read_json(record_file) if record_file else {"status": "ok"}
@@ -149,13 +150,13 @@ def evaluate_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str
                  settings: dict, seed: int, data_seed: int, device_name: str, evaluation_settings: dict,
                  model_file: str | None, record_file: str | None, out_images: str, out_run: str,
                  out_recons: str, tuning_file: str | None = None,
-                 shared_hyperparameters: dict | None = None) -> None:
+                 shared_hyperparameters: dict | None = None, method_hyperparameters: dict | None = None) -> None:
     """Score one run on the test and ood splits, with its hyperparameters chosen on
     validation if it has any, and keep its first test reconstructions (empty when it
     failed); a failed or failing method gets its reason. Test-time rotations follow the
     ``data_seed``, the same for every run."""
     device = resolve_device(device_name)
-    method = load_method(method_dir, shared_hyperparameters)
+    method = load_method(method_dir, shared_hyperparameters, method_hyperparameters)
     run = {**run_identity(task_name, task_cfg, task_file, method, loss, settings, seed),
            "name": method.definition["name"], "family": method.definition["family"], "status": "ok",
            "provenance": provenance(device)}
@@ -203,11 +204,12 @@ def nearest_training_run(task_name: str, task_cfg: dict, task_file: str, seed: i
 
 def measure_scaling_point(study_name: str, study: dict, method_dir: str, value: int, task_cfg: dict,
                           data_file: str, training_settings: dict, scaling_settings: dict, seed: int,
-                          device_name: str, out_record: str, shared_hyperparameters: dict | None = None) -> None:
+                          device_name: str, out_record: str, shared_hyperparameters: dict | None = None,
+                          method_hyperparameters: dict | None = None) -> None:
     """Train one method for a few steps at one point of a scaling study and record the
     median step time and peak memory; a failure of the method's code is recorded."""
     device = resolve_device(device_name)
-    method = load_method(method_dir, shared_hyperparameters)
+    method = load_method(method_dir, shared_hyperparameters, method_hyperparameters)
     point_task, hyperparameters = scaling.point_settings(study, method.name, value, task_cfg,
                                                          method.hyperparameters)
     images = {"train": load_torch(data_file)["train"][:scaling_settings["batch_size"]]}

@@ -77,7 +77,10 @@ def test_every_method_trains_alike_on_the_ct_matrix_and_on_deepinvs_tomography(t
     noise = torch.Generator().set_state(matrix_task.physics.noise_model.rng.get_state())  # EI draws noise
     deepinv_physics.noise_model = GaussianNoise(sigma=CT["noise_sigma"], rng=noise)
     deepinv_task = Task("ct", CT, deepinv_physics, matrix_task.splits)
-    methods, _ = discover(ROOT / "methods", {"forward.max_iter": 20, "backward.max_iter": 20})  # for time
+    caps = {"forward.max_iter": 20, "backward.max_iter": 20}  # for time
+    methods, _ = discover(ROOT / "methods", per_method={"deq-id": caps, "de-prox": caps,
+                                                        "deq-jfb": {"forward.max_iter": 20},
+                                                        "oder": {"forward.max_iter": 20}})
     trained = [m for m in methods.values() if m.training == "end-to-end" and loss in m.losses]
     assert {"deq-id", "deq-jfb", "oder", "unrolled", "unet"} <= {m.name for m in trained}
     settings = {**SETTINGS, "steps": 2, "lr": 1e-3}

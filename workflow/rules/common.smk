@@ -16,7 +16,7 @@ for _task, _cfg in config["tasks"].items():
             raise ValueError(f"config tasks.{_task}.{_key}: no dataset folder 'datasets/{_cfg[_key]}' "
                              "with a dataset.yaml")
 
-METHODS, INVALID_METHODS = discover(config["methods_dir"], config["hyperparameters"])
+METHODS, INVALID_METHODS = discover(config["methods_dir"], config["hyperparameters"], config["method_hyperparameters"])
 if "methods" in config:
     unknown = sorted(set(config["methods"]) - set(METHODS) - set(INVALID_METHODS))
     if unknown:
@@ -68,4 +68,5 @@ def run_settings(wildcards):
         "seed": int(wildcards.seed),
         "device_name": config["device"],
         "shared_hyperparameters": config["hyperparameters"],
+        "method_hyperparameters": config["method_hyperparameters"].get(wildcards.method, {}),
     }

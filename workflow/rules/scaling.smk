@@ -26,6 +26,7 @@ rule scaling_point:
         seed=config["seed"],
         device=config["device"],
         shared_hyperparameters=config["hyperparameters"],
+        method_hyperparameters=lambda w: config["method_hyperparameters"].get(w.method, {}),
     wildcard_constraints:
         study="|".join(SCALING["studies"]) or "$^",
         value="[0-9]+",

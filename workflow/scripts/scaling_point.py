@@ -10,4 +10,4 @@ measure_scaling_point(snakemake.wildcards.study, snakemake.params.study, snakema
                       int(snakemake.wildcards.value), snakemake.params.task_cfg, snakemake.input.data,
                       snakemake.params.training, snakemake.params.scaling, snakemake.params.seed,
                       snakemake.params.device, snakemake.output[0],
-                      snakemake.params.shared_hyperparameters)
+                      snakemake.params.shared_hyperparameters, snakemake.params.method_hyperparameters)
