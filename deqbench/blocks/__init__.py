@@ -10,8 +10,8 @@ A method's ``model.py`` writes its iteration as a :class:`Step` (its equation, i
 - models: :class:`DeepEquilibrium` (the fixed point of the step, with a gradient
   estimator: :class:`ImplicitGradient` or :class:`JacobianFreeGradient`, or one of the
   method's own with the same ``attach``) and :class:`Unrolled` (K steps);
-- solvers: :class:`SolverSettings`, :func:`fixed_point` (Anderson or plain iteration),
-  and :func:`red_contraction_bound` for RED steps.
+- solvers: :class:`SolverSettings`, :func:`fixed_point` (plain iteration, Anderson or
+  Nesterov acceleration), and :func:`red_contraction_bound` for RED steps.
 
 The shipped ``methods/deq-id``, ``deq-jfb``, ``oder``, ``unrolled`` and ``de-prox`` are
 written this way; the README's "Add your method" has a worked example.

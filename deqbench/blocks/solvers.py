@@ -1,9 +1,9 @@
 r"""Fixed-point solvers and the backward pass of a deep equilibrium model (DEQ).
 
 A DEQ outputs a fixed point :math:`x^\star = F_\theta(x^\star)`. The forward pass
-finds it without building a graph, by plain iteration :math:`x_{k+1} = F(x_k)` or by
-Anderson acceleration (Walker and Ni 2011), which extrapolates from the last ``m``
-iterates by solving, per sample,
+finds it without building a graph, by plain iteration :math:`x_{k+1} = F(x_k)`, by
+Nesterov's acceleration (below), or by Anderson acceleration (Walker and Ni 2011), which
+extrapolates from the last ``m`` iterates by solving, per sample,
 
 .. math::  \min_{\alpha,\ \sum_i \alpha_i = 1} \Big\|\sum_{i} \alpha_i \big(F(x_{k-i}) - x_{k-i}\big)\Big\|^2 + \lambda \|\alpha\|^2,
            \qquad x_{k+1} = \sum_i \alpha_i F(x_{k-i}),
@@ -26,10 +26,23 @@ restarts from the initial guess with history ``stall_history`` (5) for the rest 
 on CT DEQ-ID ``sup`` weights that converge (6 batches) the rule never fired.
 ``<prefix>_restarts`` in :meth:`Solution.stats` counts it.
 
-Both stop once the relative residual :math:`\|F(x) - x\| / \|F(x)\|` of every sample
-is below ``tol``, or after ``max_iter`` evaluations of :math:`F` (capped, unless ``tol``
-is 0: then ``max_iter`` is a fixed budget, as for a stochastic map whose residual
-stalls at a noise floor, and running it is the rule, not a failure).
+Nesterov's acceleration, as ODER's public code reconstructs (wustl-cig/ODER,
+``iterAlgs.py``), from :math:`s_0 = x_0`, :math:`t_0 = 1`:
+
+.. math::  x_{k+1} = F(s_k), \quad t_{k+1} = \tfrac12\big(1 + \sqrt{1 + 4t_k^2}\big), \quad
+           s_{k+1} = x_{k+1} + \frac{t_k - 1}{t_{k+1}}(x_{k+1} - x_k);
+
+its residual is the relative change :math:`\|x_{k+1} - x_k\| / \|x_{k+1}\|`. It accelerates
+a gradient step, a map whose Jacobian has its spectrum in [0, 1): on a linear map with
+spectrum [0, 0.99] it took 649 iterations to a change of 1e-8 against plain iteration's 1376
+(its error then 1e-4, the change dips below tolerance ahead of it); with spectrum
+[-0.9, 0.9] it diverged.
+
+All stop once the relative residual :math:`\|F(x) - x\| / \|F(x)\|` (Nesterov's: its
+relative change) of every sample is below ``tol``, or after ``max_iter`` evaluations of
+:math:`F` (capped, unless ``tol`` is 0: then ``max_iter`` is a fixed budget, as for a
+stochastic map whose residual stalls at a noise floor, and running it is the rule, not a
+failure).
 
 Gradients (the output is one more step :math:`\hat x = F_\theta(x^\star)`, evaluated
 with a graph):
@@ -57,6 +70,7 @@ iterations its implicit gradient was 58% off the converged one against 2e-6 here
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -71,22 +85,27 @@ ANDERSON_REGULARISATION = 1e-10  # relative; float64 (module docstring)
 class SolverSettings:
     """``tol``: relative residual to reach (0: run ``max_iter`` evaluations, a fixed
     budget); ``max_iter``: cap on evaluations of the map; ``anderson``: history size of
-    Anderson acceleration, 0 for plain iteration; ``stall_patience``: iterations without
-    progress after which Anderson restarts with history ``stall_history`` (0: never; module
-    docstring)."""
+    Anderson acceleration, 0 for plain iteration; ``nesterov``: Nesterov's acceleration
+    instead (``anderson`` must be 0); ``stall_patience``: iterations without progress after
+    which Anderson restarts with history ``stall_history`` (0: never; module docstring)."""
 
     tol: float = 1e-3
     max_iter: int = 30
     anderson: int = 5
+    nesterov: bool = False
     stall_patience: int = 20
     stall_history: int = 5
+
+    def __post_init__(self):
+        if self.nesterov and self.anderson > 0:
+            raise ValueError("Nesterov's and Anderson acceleration are exclusive: set anderson to 0")
 
 
 @dataclass
 class Solution:
     x: torch.Tensor
     iterations: int
-    residual: torch.Tensor  # (batch,) relative residual of the last iterate
+    residual: torch.Tensor  # (batch,) relative residual of the last iterate (Nesterov: relative change)
     converged: bool  # stopped by its rule: tolerance reached, or the fixed budget of tol 0 run
     restarts: int = 0  # Anderson's restarts after a stall
 
@@ -175,8 +194,26 @@ def anderson_run(f: Map, x0: torch.Tensor, m: int, tol: float, max_iter: int, pa
     return Solution(newest.view_as(x0), max_iter, residual, tol <= 0)
 
 
+def nesterov(f: Map, x0: torch.Tensor, settings: SolverSettings) -> Solution:
+    """Nesterov's acceleration of :math:`x_{k+1} = F(x_k)` from ``x0`` (module docstring),
+    stopped once the relative change of every sample is below ``tol``."""
+    x = s = x0
+    t = 1.0
+    for k in range(1, settings.max_iter + 1):
+        x_next = f(s)
+        change = relative_residual(x_next, x)
+        t_next = 0.5 * (1 + math.sqrt(1 + 4 * t * t))
+        s = x_next + ((t - 1) / t_next) * (x_next - x)
+        x, t = x_next, t_next
+        if change.max() <= settings.tol:
+            return Solution(x, k, change, True)
+    return Solution(x, settings.max_iter, change, settings.tol <= 0)
+
+
 def fixed_point(f: Map, x0: torch.Tensor, settings: SolverSettings) -> Solution:
     """Solve :math:`x = F(x)` from the initial guess (warm start) ``x0``."""
+    if settings.nesterov:
+        return nesterov(f, x0, settings)
     return anderson(f, x0, settings) if settings.anderson > 0 else picard(f, x0, settings)
 
 
