@@ -1,9 +1,14 @@
-"""Check a method folder before a full run: ``deqbench-check methods/<name>``.
+"""Check method folders before a full run: deqbench-check methods/<name> [...]
 
-For every task kind the method supports, on a tiny simulated problem: the folder
-validates, ``build`` returns a module, the output has the ground truth's shape, two
-training steps under each declared loss run forward and backward with finite losses,
-and the same seed gives the same output twice. Each failure says what to fix.
+The folder loads (method.yaml validates, names only the config's tasks, and model.py
+imports and defines build). Then, for every task the method supports, on a tiny
+simulated problem: build(hparams, task) returns a module, its output has the ground
+truth's shape, the same seed gives the same output twice, and two training steps under
+each declared loss run forward and backward with finite losses.
+
+Each problem is one line naming the task, the stage (load, build, forward, output,
+training) and the cause; every folder is checked, and the exit status is 1 when any
+has a problem.
 """
 
 from __future__ import annotations
@@ -13,15 +18,16 @@ import contextlib
 import io
 import sys
 import tempfile
+import traceback
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from deqbench.config import ConfigError
+from deqbench.config import ConfigError, check_method_tasks, default_task_names
 from deqbench.datasets import ellipse_phantom, split_rng
-from deqbench.methods import MethodError, build_model, check_output, load_method
-from deqbench.tasks import Task, draw_mri_mask, load_task, simulate
+from deqbench.methods import Method, MethodError, build_model, check_output, import_model, load_method
+from deqbench.tasks import Task, load_task, simulate
 
 TINY_TASKS = {
     "ct": {"physics": "tomography", "image_size": 32, "angles": 12, "noise_sigma": 0.01},
@@ -29,6 +35,35 @@ TINY_TASKS = {
 }
 TINY_TRAINING = {"steps": 2, "batch_size": 2, "lr": 1e-3, "checkpoint_every": 2,
                  "ei_weight": 1.0, "ei_rotation_multiples": 1.0, "denoiser_sigma": 0.05}
+
+
+class StageFailed(Exception):
+    """A stage of the check failed; the message names the stage and the cause."""
+
+
+def cause(err: Exception, folder: Path) -> str:
+    """What went wrong, on one line: the benchmark's own message for its errors; for any
+    other exception (also one that a :class:`MethodError` wraps), its type, message and
+    the line of the method's code that raised it."""
+    if isinstance(err, MethodError) and err.__cause__ is not None:
+        err = err.__cause__
+    elif isinstance(err, (ConfigError, MethodError)):
+        return " ".join(str(err).split())
+    if isinstance(err, SyntaxError):
+        return f"SyntaxError: {err.msg} ({err.filename}, line {err.lineno})"
+    own = [frame for frame in traceback.extract_tb(err.__traceback__)
+           if Path(frame.filename).resolve().is_relative_to(folder.resolve())]
+    where = f" ({own[-1].filename}, line {own[-1].lineno})" if own else ""
+    return " ".join(f"{type(err).__name__}: {err}".split()) + where
+
+
+@contextlib.contextmanager
+def stage(name: str, folder: Path):
+    """Turn any exception raised in the stage ``name`` into a :class:`StageFailed`."""
+    try:
+        yield
+    except Exception as err:
+        raise StageFailed(f"{name}: {cause(err, folder)}") from err
 
 
 def tiny_task(name: str, seed: int = 0) -> Task:
@@ -39,51 +74,73 @@ def tiny_task(name: str, seed: int = 0) -> Task:
     return load_task(name, cfg, data, noise_seed=seed)
 
 
-def output_once(method, task_name: str, seed: int = 0) -> torch.Tensor:
+def output_once(method: Method, task_name: str, seed: int = 0) -> torch.Tensor:
+    """The output of a fresh build on a fresh tiny task, both seeded with ``seed``."""
     torch.manual_seed(seed)
     task = tiny_task(task_name, seed)
-    model = build_model(method, task).eval()
-    with torch.no_grad():
+    with stage("build", method.folder):
+        model = build_model(method, task).eval()
+    with stage("forward", method.folder), torch.no_grad():
         return model(task.splits["test"]["y"], task.physics)
+
+
+def load(folder: Path) -> Method:
+    """The method of ``folder``, checked as far as it can be without building it."""
+    with stage("load", folder):
+        try:
+            method = load_method(folder)
+        except ConfigError as err:
+            raise ConfigError(f"{err} (see workflow/schemas/method.schema.yaml)") from None
+        check_method_tasks(method.definition, default_task_names(), folder / "method.yaml")
+        if not callable(getattr(import_model(folder), "build", None)):
+            raise MethodError(f"{folder / 'model.py'}: defines no function build(hparams, task)")
+    return method
+
+
+def check_task(method: Method, task_name: str) -> list[str]:
+    """Problems of ``method`` on the tiny ``task_name``."""
+    from deqbench.training import train  # imported late: torch set-up cost
+
+    task = tiny_task(task_name)
+    expected = task.splits["test"]["x"].shape
+    try:
+        first = output_once(method, task_name)
+        with stage("output", method.folder):
+            check_output(first, expected)
+        second = output_once(method, task_name)
+    except StageFailed as err:
+        return [f"[{task_name}] {err}"]
+    problems = [] if torch.equal(first, second) else [
+        f"[{task_name}] output: two builds with the same seed give different outputs: "
+        "draw randomness from torch's seeded RNG or a seeded torch.Generator"]
+    for loss in (method.losses if method.trainable and method.training == "end-to-end" else []):
+        try:
+            with stage("training", method.folder), tempfile.TemporaryDirectory() as scratch, \
+                    contextlib.redirect_stderr(io.StringIO()):  # progress bars
+                train(build_model(method, task), task, loss, TINY_TRAINING, 0, torch.device("cpu"),
+                      Path(scratch) / "checkpoint.pt")
+        except StageFailed as err:
+            problems.append(f"[{task_name}, {loss}] {err}")
+    return problems
 
 
 def check(folder: str | Path) -> list[str]:
     """Problems found in a method folder, as messages that say what to fix (empty: all good)."""
-    from deqbench.training import train  # imported late: torch set-up cost
-
+    folder = Path(folder)
     try:
-        method = load_method(folder)
-    except ConfigError as err:
-        return [f"{err} (see workflow/schemas/method.schema.yaml)"]
-    problems = []
+        method = load(folder)
+    except StageFailed as err:
+        return [str(err)]
     tasks = [t for t in TINY_TASKS if method.supports(t)]
     if not tasks:
-        return [f"{folder}/method.yaml: 'tasks' names none of the benchmark's tasks {list(TINY_TASKS)}"]
-    for task_name in tasks:
-        task = tiny_task(task_name)
-        expected = task.splits["test"]["x"].shape
-        try:
-            first = output_once(method, task_name)
-            check_output(first, expected)
-        except MethodError as err:
-            problems.append(f"[{task_name}] {err}: model(y, physics) must return {tuple(expected)}")
-            continue
-        if not torch.equal(first, output_once(method, task_name)):
-            problems.append(f"[{task_name}] two builds with the same seed give different outputs: "
-                            "draw randomness from torch's seeded RNG or a seeded torch.Generator")
-        for loss in (method.losses if method.trainable and method.training == "end-to-end" else []):
-            with tempfile.TemporaryDirectory() as scratch:
-                try:
-                    with contextlib.redirect_stderr(io.StringIO()):  # progress bars
-                        train(build_model(method, task), task, loss, TINY_TRAINING, 0,
-                              torch.device("cpu"), Path(scratch) / "checkpoint.pt")
-                except MethodError as err:
-                    problems.append(f"[{task_name}, {loss}] training failed: {err}")
-    return problems
+        return [f"load: {folder / 'method.yaml'}: 'tasks' names none of the tasks the check simulates "
+                f"({', '.join(TINY_TASKS)})"]
+    return [problem for task_name in tasks for problem in check_task(method, task_name)]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="deqbench-check", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folders", nargs="+", help="method folders, e.g. methods/my-method")
     args = parser.parse_args(argv)
     failed = 0

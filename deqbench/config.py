@@ -162,3 +162,16 @@ def training_settings(training: dict, loss: str) -> dict:
     settings = {key: value for key, value in training.items() if key != "per_loss"}
     return {**settings, **training.get("per_loss", {}).get(loss, {})}
 
+
+def default_task_names() -> list[str]:
+    """The tasks of the default config, ``config/config.yaml``, which every profile overlays."""
+    return list(load_yaml(ROOT / "config" / "config.yaml")["tasks"])
+
+
+def check_method_tasks(definition: dict, known: list[str], source: str | Path) -> None:
+    """Raise :class:`ConfigError` naming ``source`` when a method definition's ``tasks``
+    names a task not ``known`` (a misspelt task would leave that task out without a word)."""
+    unknown = [name for name in definition.get("tasks", []) if name not in known]
+    if unknown:
+        raise ConfigError(f"{source}: key 'tasks': unknown task(s) {', '.join(unknown)}; "
+                          f"the config's tasks: {', '.join(known)}")

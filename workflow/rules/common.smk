@@ -1,10 +1,11 @@
 # Checks of the config against the folders, method discovery and the list of runs.
 from pathlib import Path
 
-from deqbench.config import training_settings
+from deqbench.config import check_method_tasks, training_settings
 from deqbench.methods import discover
 from deqbench.provenance import code_files
 
+CONFIG_TASKS = list(config["tasks"])  # every task, also those that run_tasks leaves out
 if "run_tasks" in config:
     unknown = sorted(set(config["run_tasks"]) - set(config["tasks"]))
     if unknown:
@@ -22,6 +23,8 @@ if "methods" in config:
     if unknown:
         raise ValueError(f"config 'methods' names unknown method folders: {unknown}")
     METHODS = {name: m for name, m in METHODS.items() if name in config["methods"]}
+for _method in METHODS.values():
+    check_method_tasks(_method.definition, CONFIG_TASKS, _method.folder / "method.yaml")
 for _name, _reason in INVALID_METHODS.items():
     logger.warning(f"method '{_name}' is left out of this run: {_reason}")
 
