@@ -111,15 +111,3 @@ def test_a_diverging_loss_is_reported_per_loss(tmp_path):
 def test_shipped_reference_method_passes():
     assert check(ROOT / "methods" / "direct") == []
 
-
-def test_the_readme_building_blocks_example_passes_the_check(tmp_path):
-    """The worked example of the README's "Add your method", copied from the README as it
-    stands: its method.yaml and model.py make a method that passes ``deqbench-check``."""
-    readme = (ROOT / "README.md").read_text()
-    example = readme[readme.index("### Iterative methods from building blocks"):]
-    folder = tmp_path / "km-prox"
-    folder.mkdir()
-    for language, name in (("yaml", "method.yaml"), ("python", "model.py")):
-        start = example.index(f"```{language}\n") + len(f"```{language}\n")
-        (folder / name).write_text(example[start:example.index("```", start)])
-    assert check(folder) == []
