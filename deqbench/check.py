@@ -1,7 +1,7 @@
 """Check method folders before a full run: deqbench-check methods/<name> [...]
 
-The folder loads (method.yaml validates, names only the config's tasks, and model.py
-imports and defines build). Then, for every task the method supports, on a tiny
+The folder loads (method.yaml validates, names only tasks of the configs in config/, and
+model.py imports and defines build). Then, for every task the method supports, on a tiny
 simulated problem: build(hparams, task) returns a module, its output has the ground
 truth's shape, the same seed gives the same output twice, and two training steps under
 each declared loss run forward and backward with finite losses.
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deqbench.config import ConfigError, check_method_tasks, default_task_names
+from deqbench.config import ConfigError, check_method_tasks, config_task_names
 from deqbench.datasets import ellipse_phantom, split_rng
 from deqbench.methods import Method, MethodError, build_model, check_output, import_model, load_method
 from deqbench.tasks import Task, load_task, simulate
@@ -91,7 +91,7 @@ def load(folder: Path) -> Method:
             method = load_method(folder)
         except ConfigError as err:
             raise ConfigError(f"{err} (see workflow/schemas/method.schema.yaml)") from None
-        check_method_tasks(method.definition, default_task_names(), folder / "method.yaml")
+        check_method_tasks(method.definition, config_task_names(), folder / "method.yaml")
         if not callable(getattr(import_model(folder), "build", None)):
             raise MethodError(f"{folder / 'model.py'}: defines no function build(hparams, task)")
     return method

@@ -163,9 +163,13 @@ def training_settings(training: dict, loss: str) -> dict:
     return {**settings, **training.get("per_loss", {}).get(loss, {})}
 
 
-def default_task_names() -> list[str]:
-    """The tasks of the default config, ``config/config.yaml``, which every profile overlays."""
-    return list(load_yaml(ROOT / "config" / "config.yaml")["tasks"])
+def config_task_names() -> list[str]:
+    """The tasks of the configs in ``config/``: the default and the overlays beside it,
+    which may add tasks."""
+    names = {}
+    for path in sorted((ROOT / "config").glob("*.yaml")):
+        names.update(dict.fromkeys(load_yaml(path).get("tasks", {})))
+    return list(names)
 
 
 def check_method_tasks(definition: dict, known: list[str], source: str | Path) -> None:

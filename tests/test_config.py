@@ -3,7 +3,7 @@
 import pytest
 
 from conftest import snakemake
-from deqbench.config import ROOT, ConfigError, coerce, load_schema, load_yaml, validate
+from deqbench.config import ROOT, ConfigError, coerce, config_task_names, load_schema, load_yaml, validate
 
 CONFIG_SCHEMA = load_schema("config")
 
@@ -52,6 +52,16 @@ def test_a_missing_schema_folder_says_the_package_runs_from_a_checkout(monkeypat
     monkeypatch.setattr("deqbench.config.SCHEMAS", tmp_path / "absent")
     with pytest.raises(ConfigError, match="runs from a checkout"):
         load_schema("config")
+
+
+def test_the_known_tasks_are_those_of_every_config_in_config(monkeypatch, tmp_path):
+    """An overlay beside the default config may add a task that a method names."""
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text("tasks: {ct: {}, mri: {}}\n")
+    (tmp_path / "config" / "wide.yaml").write_text("tasks: {ct-90: {}}\n")
+    (tmp_path / "config" / "protocol.yaml").write_text("alpha: 0.05\n")
+    monkeypatch.setattr("deqbench.config.ROOT", tmp_path)
+    assert config_task_names() == ["ct", "mri", "ct-90"]
 
 
 def test_command_line_overrides_plan_with_their_types():
