@@ -5,16 +5,21 @@ Test time is measured per image (batch of one) after ``warmup`` untimed passes, 
 CUDA synchronisation on GPU. A model with random draws (any
 :class:`deqbench.blocks.SeededDraws`, e.g. ODER's measurement subsets) reconstructs each
 image ``draws`` times: its PSNR and SSIM are the means over the draws, the spread between
-draws is kept as ``psnr_draw_std``, and the time is that of the first draw.
+draws is kept as ``psnr_draw_std``, its ``seconds`` are those of all draws together (the
+cost of the score it gets), ``seconds_per_draw`` = ``seconds`` / ``draws`` beside them, and
+its fixed-point statistics are the first draw's.
 
 The first test images also get their ``equivariance_error`` (:mod:`deqbench.equivariance`),
-computed after the timed and memory-measured passes.
+computed after the timed and memory-measured passes. The summary gives the model's size,
+``parameters`` (all, trainable or not), and the cost of one reconstruction (one draw) of
+the first test image, ``flops_per_image`` (:func:`reconstruction_flops`), counted last.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from deqbench.blocks.data import draws_at_random
 from deqbench.equivariance import equivariance_errors, rotation_angles
@@ -24,7 +29,27 @@ from deqbench.metrics import psnr, ssim
 from deqbench.tasks import Task, magnitude
 
 SCORED_SPLITS = ("test", "ood")
-IMAGE_COLUMNS = ["split", "image", "psnr", "ssim", "seconds"]  # of every per-image row
+IMAGE_COLUMNS = ["split", "image", "psnr", "ssim", "seconds", "seconds_per_draw"]  # of every per-image row
+
+
+def dense_product_flops(a: torch.Tensor, b: torch.Tensor, *args, out_val=None, **kwargs) -> int:
+    """``aten.mm``'s 2mkn, 0 where an operand is sparse: FlopCounterMode counts a CSR product
+    (CT's projector, :class:`deqbench.tasks.MatrixTomography`) as if it were dense."""
+    if a.layout != torch.strided or b.layout != torch.strided:
+        return 0
+    return 2 * a.shape[0] * a.shape[1] * b.shape[1]
+
+
+dense_product_flops._get_raw = True  # FlopCounterMode passes it the tensors, not their shapes
+
+
+def reconstruction_flops(model: torch.nn.Module, y: torch.Tensor, physics) -> int:
+    """Floating point operations of ``model(y, physics)`` as FlopCounterMode counts them:
+    dense matrix products and convolutions (the denoisers, dense operators), not sparse
+    products (CT's projector), FFTs (MRI) nor elementwise operations."""
+    with FlopCounterMode(display=False, custom_mapping={torch.ops.aten.mm: dense_product_flops}) as counter:
+        model(y, physics)
+    return counter.get_total_flops()
 
 
 @torch.no_grad()
@@ -32,11 +57,12 @@ def evaluate(model: torch.nn.Module, task: Task, device: torch.device, warmup: i
              seed: int = 0, draws: int = 1) -> tuple[list[dict], dict]:
     """Score ``model`` on the test and out-of-distribution splits.
 
-    Returns one row per image (split, index, psnr, ssim, seconds, any fixed-point
-    statistics the model exposes as ``model.stats``, for a model with random draws the
-    draw-to-draw PSNR standard deviation and, for the first test images, the
-    equivariance error under rotations drawn from ``seed``) and the evaluation summary
-    (peak memory over the whole evaluation, the rotation angles, the draws per image).
+    Returns one row per image (split, index, psnr, ssim, seconds of all draws, seconds per
+    draw, any fixed-point statistics the model exposes as ``model.stats``, for a model with
+    random draws the draw-to-draw PSNR standard deviation and, for the first test images,
+    the equivariance error under rotations drawn from ``seed``) and the evaluation summary
+    (peak memory over the whole evaluation, the rotation angles, the draws per image, the
+    parameter count and the FLOPs of one reconstruction of the first test image).
     """
     model.eval()
     draws = draws if draws_at_random(model) else 1
@@ -50,26 +76,28 @@ def evaluate(model: torch.nn.Module, task: Task, device: torch.device, warmup: i
                 model(ys[:1], task.physics)
             for index in range(len(ys)):
                 truth = magnitude(xs[index:index + 1])[0].numpy().astype(np.float64)
-                scores = []
+                scores, seconds = [], 0.0
                 for draw in range(draws):
                     with timed(device) as clock:
                         estimate = model(ys[index:index + 1], task.physics)
+                    seconds += clock["seconds"]
                     check_output(estimate, torch.Size((1, *xs.shape[1:])))
                     est = magnitude(estimate.float().cpu())[0].numpy().astype(np.float64)
                     scores.append((psnr(truth, est), ssim(truth, est)))
                     if draw == 0:
-                        first = {"seconds": clock["seconds"],
-                                 **{f"fp_{k}": v for k, v in (getattr(model, "stats", None) or {}).items()}}
+                        stats = {f"fp_{k}": v for k, v in (getattr(model, "stats", None) or {}).items()}
                 psnrs, ssims = zip(*scores)
                 rows.append({"split": split, "image": index, "psnr": float(np.mean(psnrs)),
-                             "ssim": float(np.mean(ssims)), **first,
-                             **({"psnr_draw_std": float(np.std(psnrs, ddof=1))} if draws > 1 else {})})
+                             "ssim": float(np.mean(ssims)), "seconds": seconds, "seconds_per_draw": seconds / draws,
+                             **stats, **({"psnr_draw_std": float(np.std(psnrs, ddof=1))} if draws > 1 else {})})
     errors = equivariance_errors(model, task, device, seed)
     for row in rows:
         if row["split"] == "test" and row["image"] < len(errors):
             row["equivariance_error"] = errors[row["image"]]
     return rows, {"test_peak_memory_mb": memory.peak_mb, "memory_kind": memory.kind,
-                  "equivariance_rotations_deg": rotation_angles(seed).tolist(), "draws": draws}
+                  "equivariance_rotations_deg": rotation_angles(seed).tolist(), "draws": draws,
+                  "parameters": sum(p.numel() for p in model.parameters()),
+                  "flops_per_image": reconstruction_flops(model, task.splits["test"]["y"][:1].to(device), task.physics)}
 
 
 def nearest_training_rows(task: Task) -> list[dict]:
@@ -86,6 +114,7 @@ def nearest_training_rows(task: Task) -> list[dict]:
             scores = [psnr(truth, candidate) for candidate in train]
             nearest = int(np.argmax(scores))
             rows.append({"split": split, "image": index, "psnr": scores[nearest],
-                         "ssim": ssim(truth, train[nearest]), "seconds": float("nan"), "nearest_train_image": nearest})
+                         "ssim": ssim(truth, train[nearest]), "seconds": float("nan"), "seconds_per_draw": float("nan"),
+                         "nearest_train_image": nearest})
     return rows
 
