@@ -226,15 +226,15 @@ def convergence_figure(table: pd.DataFrame, samples: dict[tuple, dict], stem: st
         return save(figure, stem)
 
 
-def fidelity_figure(table: pd.DataFrame, fidelity: dict[tuple, list[list[dict]]], limits: dict,
+def fidelity_figure(table: pd.DataFrame, fidelity: dict[tuple, list[list[dict]]], gates: dict,
                     stem: str | Path) -> tuple[Path, Path]:
     """Per task (columns), over training steps (one line per training seed, ``fidelity``
     maps a row's (task, method, loss) to each seed's measurements): the cosine between each DEQ run's gradient
     and the tightly solved implicit gradient (top; dashed for Jacobian-free runs, which
     claim no more than an approximation) and the spectral radius of :math:`J` at
-    :math:`x^\\star` (bottom), with the reliability limits as grey lines
-    (:mod:`deqbench.fidelity`); a measurement whose tight reference did not converge is
-    left out."""
+    :math:`x^\\star` (bottom), with the protocol's ``gates`` as grey lines and a dotted
+    line at the first gated step (:mod:`deqbench.fidelity`); a measurement whose tight
+    reference did not converge is left out (the leaderboard counts it)."""
     colors = method_colors(table)
     with style():
         tasks, figure, axes = task_columns(table, 5.5, 3.2, rows=2)
@@ -257,8 +257,10 @@ def fidelity_figure(table: pd.DataFrame, fidelity: dict[tuple, list[list[dict]]]
                 note(cosine, f"{task}: no run measured its gradient fidelity")
                 note(radius, "")
                 continue
-            cosine.axhline(limits["min_median_gradient_cosine"], color="0.5", linewidth=0.8)
-            radius.axhline(limits["max_spectral_radius"], color="0.5", linewidth=0.8)
+            cosine.axhline(gates["gradient_cosine"]["min"], color="0.5", linewidth=0.8)
+            radius.axhline(gates["max_spectral_radius"], color="0.5", linewidth=0.8)
+            for axis in (cosine, radius):
+                axis.axvline(gates["gated_from_step"], color="0.5", linewidth=0.8, linestyle=":")
             cosine.set_ylabel("gradient cosine to tight implicit")
             radius.set_ylabel(r"spectral radius of $J$ at $x^\star$")
             radius.set_xlabel("training step")

@@ -9,6 +9,14 @@ real images and ``equivariance_error`` the mean relative error under rotations
 reliability measures the worst seed's. A row is ``ok`` only when every seed is; otherwise
 it takes the worst status of its seeds, with their reasons. A method that failed, whose
 folder is invalid, or that does not support a loss still gets its row, with the reason.
+``parameters`` and ``flops_per_image`` are the evaluation's counts, ``test_ms_per_draw`` the
+median time of one draw of a model with random draws.
+
+Whether a row is ``unreliable`` or ``undertrained`` is decided by the gates of the protocol
+(``config/protocol.yaml``, :func:`load_protocol`), from the raw measurements each run
+recorded (:func:`fidelity_statistics`, :func:`capped_test_share`): editing the protocol
+re-decides every row without retraining, and every table names the protocol version that
+decided it (``protocol_version``).
 
 This module owns the table's columns, their labels, the status order and the sections
 (task x loss) that the Markdown, the report page and its figures show.
@@ -23,6 +31,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from deqbench.config import ROOT, ConfigError, load_validated
 from deqbench.io import read_json, write_bytes_atomic
 from deqbench.losses import LOSSES
 from deqbench.methods import load_method
@@ -31,28 +40,38 @@ from deqbench.statistics import bootstrap_interval
 
 SUMMARY_COLUMNS = ["task", "loss", "method", "name", "family", "status", "reason",
                    "psnr", "psnr_ci95", "psnr_seed_std", "n_seeds", "ssim", "ssim_ci95", "ood_psnr",
-                   "ood_psnr_ci95", "n_test", "n_ood", "tuned_on"]  # the CSV's first columns
-COLUMNS = [*SUMMARY_COLUMNS, "equivariance_error", "test_ms", "train_min", "tune_min",
-           "train_peak_mb", "test_peak_mb", "gradient_cosine_median", "gradient_cosine_min",
-           "spectral_radius_max", "val_trend_last_quarter_db", "undertrained"]  # every column a reader may rely on
-MARKDOWN_COLUMNS = ["name", "family", "psnr", "psnr_seed_std", "n_seeds", "ssim", "ood_psnr", "tuned_on", "equivariance_error", "test_ms",
+                   "ood_psnr_ci95", "n_test", "n_ood", "tuned_on", "protocol_version"]  # the CSV's first columns
+COLUMNS = [*SUMMARY_COLUMNS, "equivariance_error", "parameters", "flops_per_image", "test_ms", "test_ms_per_draw",
+           "train_min", "tune_min", "train_peak_mb", "test_peak_mb", "gradient_cosine_initial",
+           "gradient_cosine_median", "gradient_cosine_min", "fidelity_unconverged_references",
+           "spectral_radius_max", "test_capped_share", "val_trend_last_quarter_db",
+           "undertrained"]  # every column a reader may rely on
+MARKDOWN_COLUMNS = ["name", "family", "psnr", "psnr_seed_std", "n_seeds", "ssim", "ood_psnr", "tuned_on", "equivariance_error",
+                    "parameters", "flops_per_image", "test_ms", "test_ms_per_draw",
                     "train_min", "tune_min", "train_peak_mb", "test_peak_mb", "fp_forward_iterations",
-                    "train_fp_backward_iterations", "fixed_point_warning", "backward_capped_steps",
-                    "gradient_cosine_median", "gradient_cosine_min",
-                    "spectral_radius_max", "val_trend_last_quarter_db", "undertrained", "status"]
+                    "train_fp_backward_iterations", "fixed_point_warning", "backward_capped_steps", "test_capped_share",
+                    "gradient_cosine_initial", "gradient_cosine_median", "gradient_cosine_min",
+                    "fidelity_unconverged_references", "spectral_radius_max", "val_trend_last_quarter_db",
+                    "undertrained", "status"]
 LABELS = {
     "name": "method", "loss": "loss", "family": "family", "psnr": "PSNR (dB)", "ssim": "SSIM",
     "psnr_seed_std": "PSNR seed std", "n_seeds": "seeds",
     "ood_psnr": "OOD PSNR (dB)", "equivariance_error": "equiv. error", "test_ms": "test ms/img",
+    "parameters": "parameters", "flops_per_image": "GFLOPs/img", "test_ms_per_draw": "test ms/draw",
     "train_min": "train min", "tune_min": "tune min", "train_peak_mb": "train peak MB",
     "test_peak_mb": "test peak MB", "fixed_point_warning": "train steps at cap", "status": "status",
     "backward_capped_steps": "backward solves at cap",
     "gradient_cosine_median": "grad. cosine (median)", "gradient_cosine_min": "grad. cosine (min)",
+    "gradient_cosine_initial": "grad. cosine (initial, not gated)",
+    "fidelity_unconverged_references": "unconverged references", "test_capped_share": "test solves not at x*",
     "tuned_on": "tuned on", "spectral_radius_max": "spectral radius (max)",
     "val_trend_last_quarter_db": "val. PSNR trend, last quarter (dB)", "undertrained": "undertrained",
 }
-# decimals of the reliability columns, in the Markdown and on the report page (others: 2)
-DIGITS = {"gradient_cosine_median": 4, "gradient_cosine_min": 4, "spectral_radius_max": 3}
+# decimals of the reliability and size columns, in the Markdown and on the report page (others: 2)
+DIGITS = {"parameters": 0, "gradient_cosine_initial": 4, "gradient_cosine_median": 4, "gradient_cosine_min": 4,
+          "fidelity_unconverged_references": 0, "spectral_radius_max": 3, "test_capped_share": 2}
+SHOWN_SCALE = {"flops_per_image": 1e-9}  # shown in the unit of its label (GFLOPs)
+PROTOCOL = ROOT / "config" / "protocol.yaml"
 STATUS_ORDER = {"ok": 0, "oracle": 1, "unreliable": 2, "failed": 3, "stale": 4, "not applicable": 5, "invalid": 6}
 SCORED = ("ok", "oracle", "unreliable")  # statuses whose rows show their metrics (only ok rows are ranked)
 
@@ -91,12 +110,91 @@ def section(table: pd.DataFrame, task: str, loss: str) -> pd.DataFrame:
     return ordered(table[(table["task"] == task) & table["loss"].fillna("").isin([loss, "none", ""])])
 
 
-def run_row(run: dict, images: pd.DataFrame) -> dict:
-    """One run (``run.json`` + its per-image table, one training seed) as a row; its
-    quality columns are plain means (intervals come with :func:`combine_seeds`)."""
+def load_protocol(path: str | Path = PROTOCOL) -> dict:
+    """The protocol, validated against ``workflow/schemas/protocol.schema.yaml``; its
+    changelog must end with its version and its claim ids be distinct. Errors name the
+    file and the key (:class:`deqbench.config.ConfigError`)."""
+    protocol = load_validated(path, "protocol")
+    if protocol["changelog"][-1]["version"] != protocol["version"]:
+        raise ConfigError(f"{path}: key 'changelog': its last entry is version {protocol['changelog'][-1]['version']}, "
+                          f"not the protocol's version {protocol['version']}")
+    ids = [claim["id"] for claim in protocol["claims"]]
+    if len(set(ids)) < len(ids):
+        raise ConfigError(f"{path}: key 'claims': ids used twice: {sorted({i for i in ids if ids.count(i) > 1})}")
+    return protocol
+
+
+def protocol_versions(table: pd.DataFrame) -> str:
+    """The protocol version(s) that decided ``table``'s rows, as text."""
+    versions = table.get("protocol_version", pd.Series(dtype=float)).dropna()
+    return ", ".join(sorted({str(int(v)) for v in versions})) or "not recorded"
+
+
+GATE_STATISTICS = {"min": np.min, "median": np.median}
+
+
+def fidelity_statistics(measured: list[dict], gates: dict) -> dict:
+    r"""The statistics the protocol's ``gates`` read off a run's gradient-fidelity
+    measurements (``train.json`` ``fidelity``, :mod:`deqbench.fidelity`), computed here
+    alone, from the raw measurements.
+
+    Measurements at steps :math:`\ge` ``gated_from_step`` are gated; earlier ones (step 0
+    measures the untrained initial map) are shown, as ``gradient_cosine_initial``, never
+    gated. A gated measurement whose tight reference did not converge is a failed one,
+    counted in ``fidelity_unconverged_references``; the others give the worst and median
+    cosine, the largest spectral radius and relative error, and ``gradient_cosine_gated``:
+    the gate's ``statistic`` over the cosines of those that claim an exact gradient (the
+    key ``applies_when``), NaN when none does. Empty of numbers without measurements."""
+    if not measured:
+        return {"fidelity_measured": False}
+    start, gradient = gates["gated_from_step"], gates["gradient_cosine"]
+    gated = [m for m in measured if m["step"] >= start]
+    valid = [m for m in gated if m["reference_converged"]]
+
+    def reduce(how, values) -> float:
+        values = list(values)
+        return float(how(values)) if values else float("nan")
+
+    return {"fidelity_measured": bool(gated), "fidelity_unconverged_references": len(gated) - len(valid),
+            "gradient_cosine_initial": reduce(min, (m["gradient_cosine"] for m in measured
+                                                    if m["step"] < start and m["reference_converged"])),
+            "gradient_cosine_min": reduce(min, (m["gradient_cosine"] for m in valid)),
+            "gradient_cosine_median": reduce(np.median, (m["gradient_cosine"] for m in valid)),
+            "gradient_cosine_gated": reduce(GATE_STATISTICS[gradient["statistic"]],
+                                            (m["gradient_cosine"] for m in valid if m.get(gradient["applies_when"]))),
+            "spectral_radius_max": reduce(max, (m["spectral_radius"] for m in valid)),
+            "gradient_relative_error_max": reduce(max, (m["gradient_relative_error"] for m in valid))}
+
+
+def fixed_budget(definition: dict, gates: dict) -> bool:
+    """Whether the method's ``<fixed_budget_solve>.tol`` hyperparameter is 0: that solve
+    runs a fixed number of iterations and never reports a cap."""
+    solve = definition.get("hyperparameters", {}).get(gates["fixed_budget_solve"])
+    return isinstance(solve, dict) and solve.get("tol") == 0
+
+
+def capped_test_share(test: pd.DataFrame, budgeted: bool, gates: dict) -> float:
+    """Share of the test solves not at their fixed point: stopped at their cap (any
+    ``fp_*_capped`` of the image), or, ``budgeted`` (:func:`fixed_budget`), ended with a
+    relative residual (``fp_<fixed_budget_solve>_residual_max``) above
+    ``fixed_budget_residual_max`` or not recorded. NaN for a model without solves."""
+    capped_columns = [c for c in test.columns if c.startswith("fp_") and c.endswith("_capped")]
+    if not capped_columns or test.empty:
+        return float("nan")
+    capped = (test[capped_columns] > 0).any(axis=1)
+    if budgeted:
+        residual = test.get(f"fp_{gates['fixed_budget_solve']}_residual_max", pd.Series(np.nan, index=test.index))
+        capped |= ~(residual <= gates["fixed_budget_residual_max"])
+    return float(capped.mean())
+
+
+def run_row(run: dict, images: pd.DataFrame, definition: dict, gates: dict) -> dict:
+    """One run (``run.json`` + its per-image table, one training seed, its method's
+    ``definition``) as a row; its quality columns are plain means (intervals come with
+    :func:`combine_seeds`), its gate statistics follow the protocol's ``gates``."""
     test = images[images["split"] == "test"]
     ood = images[images["split"] == "ood"]
-    train, tuning = run.get("train", {}), run.get("tuning", {})
+    train, tuning, evaluation = run.get("train", {}), run.get("tuning", {}), run.get("evaluation", {})
     row = {
         "task": run["task"], "loss": run["loss"], "method": run["method"],
         "name": run.get("name", run["method"]), "family": run.get("family", ""),
@@ -107,7 +205,10 @@ def run_row(run: dict, images: pd.DataFrame) -> dict:
         "equivariance_error": float(test["equivariance_error"].mean()) if "equivariance_error" in test else float("nan"),
         "n_test": len(test),
         "test_ms": float(test["seconds"].median() * 1e3) if len(test) else float("nan"),
-        "test_peak_mb": run.get("evaluation", {}).get("test_peak_memory_mb", float("nan")),
+        "test_ms_per_draw": float(test["seconds_per_draw"].median() * 1e3) if "seconds_per_draw" in test else float("nan"),
+        "parameters": evaluation.get("parameters", float("nan")),
+        "flops_per_image": evaluation.get("flops_per_image", float("nan")),
+        "test_peak_mb": evaluation.get("test_peak_memory_mb", float("nan")),
         "train_min": train.get("train_time_s", float("nan")) / 60,
         "train_step_s": train.get("step_time_median_s", float("nan")),
         "train_peak_mb": train.get("train_peak_memory_mb", float("nan")),
@@ -124,10 +225,8 @@ def run_row(run: dict, images: pd.DataFrame) -> dict:
     row.update({f"train_{key}": value for key, value in train.items() if key.startswith("fp_")})
     row["fixed_point_warning"] = train.get("fixed_point_warning", float("nan"))
     row["backward_capped_steps"] = train.get("backward_capped_steps", float("nan"))
-    for key in ("gradient_cosine_median", "gradient_cosine_min", "gradient_relative_error_max", "spectral_radius_max"):
-        row[key] = train.get(key, float("nan"))
-    row["fidelity_measured"] = "fidelity" in train
-    row["exact_gradient_claimed"] = train.get("exact_gradient_claimed", False)
+    row["test_capped_share"] = capped_test_share(test, fixed_budget(definition, gates), gates)
+    row.update(fidelity_statistics(train.get("fidelity", []), gates))
     row.update({k: v for k, v in run.get("provenance", {}).items() if k != "versions"})
     row.update({f"version_{k}": v for k, v in run.get("provenance", {}).get("versions", {}).items()})
     return row
@@ -138,8 +237,10 @@ def placeholder(task: str, loss: str, method: str, definition: dict, status: str
             "family": definition.get("family", ""), "status": status, "reason": reason}
 
 
-WORST_OVER_SEEDS = {"gradient_cosine_min": "min", "gradient_cosine_median": "min", "gradient_relative_error_max": "max",
-                    "spectral_radius_max": "max", "fixed_point_warning": "max", "backward_capped_steps": "max",
+WORST_OVER_SEEDS = {"gradient_cosine_min": "min", "gradient_cosine_median": "min", "gradient_cosine_gated": "min",
+                    "gradient_cosine_initial": "min", "gradient_relative_error_max": "max",
+                    "spectral_radius_max": "max", "fidelity_unconverged_references": "max", "fixed_point_warning": "max",
+                    "backward_capped_steps": "max", "test_capped_share": "max",
                     "train_peak_mb": "max", "test_peak_mb": "max"}  # other numbers: mean over seeds
 INTERVALS = {"psnr": ("test", "psnr"), "ssim": ("test", "ssim"), "ood_psnr": ("ood", "psnr")}
 
@@ -191,35 +292,38 @@ def staleness(run: dict, fingerprints: dict[str, str], code: str) -> str | None:
     return None
 
 
-def unreliability(row: dict, limits: dict) -> str | None:
-    """Why a DEQ run's numbers are not what it claims (config ``reliability``), or ``None``:
-    its implicit gradient far from the tightly solved one (median cosine over its measured
-    steps below ``min_median_gradient_cosine``; a Jacobian-free gradient claims no more
-    than an approximation and is not held to it), a spectral radius of :math:`J` at :math:`x^\\star` of
-    ``max_spectral_radius`` or more (not an attracting fixed point), or more than
-    ``max_capped_share`` of its training steps (``fixed_point_warning``), or of its test
-    solves (``fp_forward_capped``), with a solve stopped at its cap: its output, or the
-    point its gradient is taken at, is then not the fixed point the method claims, forward
-    or backward, implicit or Jacobian-free. A solve with tolerance 0 runs a fixed budget
-    and is never capped."""
+def unreliability(row: dict, gates: dict) -> str | None:
+    """Why a DEQ run's numbers are not what it claims, by the protocol's ``gates``, or
+    ``None`` (statistics of :func:`fidelity_statistics`, NaN ones not judged): more than
+    ``max_unconverged_references`` failed fidelity measurements; an exact gradient whose
+    ``gradient_cosine`` statistic is below its ``min``; a spectral radius of :math:`J` at
+    :math:`x^\\star` of ``max_spectral_radius`` or more (not an attracting fixed point); or
+    more than ``max_capped_share`` of its training steps (``fixed_point_warning``), or of
+    its test solves (:func:`capped_test_share`), not at their fixed point: its output, or
+    the point its gradient is taken at, is then not the fixed point the method claims. A
+    fixed-budget solve is judged by its residual at test only: ``train.json`` keeps the
+    mean over training steps, not each step's."""
     problems = []
-    if row["fidelity_measured"] and not np.isfinite(row["gradient_cosine_min"]):
-        problems.append("no tight reference solve converged: gradient fidelity and spectral radius unknown")
-    elif row["fidelity_measured"]:
-        floor = limits["min_median_gradient_cosine"]
-        if row["exact_gradient_claimed"] and not row["gradient_cosine_median"] >= floor:
-            problems.append(f"implicit gradient median cosine {row['gradient_cosine_median']:.3f} against a "
-                            f"tight solve (< {floor})")
-        if not row["spectral_radius_max"] < limits["max_spectral_radius"]:
-            problems.append(f"spectral radius of J at x* {row['spectral_radius_max']:.3f} "
-                            f"(>= {limits['max_spectral_radius']}): not contractive")
-    share = limits["max_capped_share"]
+    unconverged = row.get("fidelity_unconverged_references", 0)
+    if unconverged > gates["max_unconverged_references"]:
+        problems.append(f"{unconverged} trained fidelity measurement(s) failed, their tight reference unconverged "
+                        f"(> {gates['max_unconverged_references']})")
+    cosine, floor = row.get("gradient_cosine_gated", float("nan")), gates["gradient_cosine"]
+    if cosine < floor["min"]:
+        problems.append(f"implicit gradient cosine {cosine:.4f} against a tight solve ({floor['statistic']} over "
+                        f"trained steps; < {floor['min']})")
+    radius = row.get("spectral_radius_max", float("nan"))
+    if radius >= gates["max_spectral_radius"]:
+        problems.append(f"spectral radius of J at x* {radius:.3f} (>= {gates['max_spectral_radius']}): not contractive")
+    share = gates["max_capped_share"]
     if row["steps"] and row["fixed_point_warning"] / row["steps"] > share:
         problems.append(f"{row['fixed_point_warning']:.0f} of {row['steps']} training steps stopped a "
                         f"fixed-point solve at its cap ({row['backward_capped_steps']:.0f} of them the implicit "
                         f"backward solve; > {share:.0%})")
-    if row.get("fp_forward_capped", 0) > share:
-        problems.append(f"{row['fp_forward_capped']:.0%} of its test solves stopped at their cap (> {share:.0%})")
+    if row.get("test_capped_share", float("nan")) > share:
+        problems.append(f"{row['test_capped_share']:.0%} of its test solves not at their fixed point (stopped at "
+                        f"their cap, or a fixed budget ended above relative residual "
+                        f"{gates['fixed_budget_residual_max']:g}; > {share:.0%})")
     return "; ".join(problems) or None
 
 
@@ -239,7 +343,7 @@ def last_quarter_trend(curve: list[dict], steps: int | None) -> float:
     return float(np.polyfit(step, psnr, 1)[0] * (step[-1] - step[0]))
 
 
-def undertraining(row: dict, limits: dict) -> dict:
+def undertraining(row: dict, gates: dict) -> dict:
     """``row`` with ``undertrained``: whether its validation PSNR still rose by more than
     ``undertrained_gain_db`` over the last quarter of training (:func:`last_quarter_trend`,
     mean over seeds); a row without a learning curve gets neither value. Not a failure: its
@@ -249,12 +353,12 @@ def undertraining(row: dict, limits: dict) -> dict:
     so far", measures what one would)."""
     gain = row.get("val_trend_last_quarter_db")
     if gain is not None and np.isfinite(gain):
-        row["undertrained"] = "yes" if gain > limits["undertrained_gain_db"] else "no"
+        row["undertrained"] = "yes" if gain > gates["undertrained_gain_db"] else "no"
     return row
 
 
 def build(run_files: list[str | Path], tasks: list[str], methods: dict[str, dict],
-          invalid: dict[str, str], fingerprints: dict[str, str], code: str, limits: dict,
+          invalid: dict[str, str], fingerprints: dict[str, str], code: str, protocol: dict,
           seed: int = 0) -> pd.DataFrame:
     """All leaderboard rows, the runs of every seed combined (:func:`combine_seeds`,
     ``seed`` seeds its bootstrap).
@@ -262,9 +366,11 @@ def build(run_files: list[str | Path], tasks: list[str], methods: dict[str, dict
     ``methods`` maps folder to its ``method.yaml`` content, ``fingerprints`` to the hash
     of its current sources, ``code`` is the hash of the package code that computes
     results: a run made from other sources or code is shown as ``stale``, with no
-    metrics, rather than mixed in. An ok run that fails the reliability ``limits``
-    (:func:`unreliability`) is shown as ``unreliable``, with its metrics, and not ranked.
+    metrics, rather than mixed in. An ok run that fails the ``protocol``'s gates
+    (:func:`unreliability`) is shown as ``unreliable``, with its metrics, and not ranked;
+    every row names the protocol version.
     """
+    gates = protocol["gates"]
     per_seed = defaultdict(list)
     for path in run_files:
         run = read_json(path)
@@ -274,12 +380,12 @@ def build(run_files: list[str | Path], tasks: list[str], methods: dict[str, dict
                               "stale", reason)
         else:
             images = pd.read_csv(Path(path).with_name("images.csv"))
-            row = run_row(run, images)
-            reason = unreliability(row, limits) if row["status"] == "ok" else None
+            row = run_row(run, images, methods.get(run["method"], {}), gates)
+            reason = unreliability(row, gates) if row["status"] == "ok" else None
             if reason:
                 row.update(status="unreliable", reason=reason)
         per_seed[(run["task"], run["loss"], run["method"])].append(({**row, "seed": run.get("seed")}, images))
-    rows = [undertraining(combine_seeds(runs, seed), limits) for runs in per_seed.values()]
+    rows = [undertraining(combine_seeds(runs, seed), gates) for runs in per_seed.values()]
     for task in tasks:
         for method, definition in methods.items():
             if task not in definition.get("tasks", [task]):
@@ -290,7 +396,7 @@ def build(run_files: list[str | Path], tasks: list[str], methods: dict[str, dict
                                             unsupported(definition)))
         for method, reason in invalid.items():
             rows.append(placeholder(task, "", method, {}, "invalid", reason))
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows).assign(protocol_version=protocol["version"])
     table = table.reindex(columns=list(dict.fromkeys([*SUMMARY_COLUMNS, *table.columns])))
     return ordered(table, ("task", "loss")).reset_index(drop=True)
 
@@ -304,6 +410,7 @@ def fmt_ci(mean: float, half: float, digits: int) -> str:
 def markdown(table: pd.DataFrame) -> str:
     """One Markdown table per task x loss; reference rows (loss ``none``) appear in each."""
     parts = ["# Leaderboard\n",
+             "Gates (unreliable, undertrained): config/protocol.yaml. "
              "Mean over training seeds and test images ± half the width of the 95% two-level "
              "bootstrap interval (seeds, then images); PSNR seed std: standard deviation of the "
              "per-seed mean PSNR. Times and memory compare only within one machine.\n"]
@@ -313,10 +420,12 @@ def markdown(table: pd.DataFrame) -> str:
         rows["ssim"] = [fmt_ci(m, h, 3) for m, h in zip(rows["ssim"], rows["ssim_ci95"])]
         rows["ood_psnr"] = [fmt_ci(m, h, 2) for m, h in zip(rows["ood_psnr"], rows["ood_psnr_ci95"])]
         rows["status"] = [s if s == "ok" else f"{s}: {r}" for s, r in zip(rows["status"], rows["reason"])]
+        for column in SHOWN_SCALE.keys() & set(rows.columns):
+            rows[column] = rows[column] * SHOWN_SCALE[column]
         columns = [c for c in MARKDOWN_COLUMNS if c in rows]
         shown = rows[columns].rename(columns=label)
         shown = shown.astype(object).where(shown.notna(), None)  # blank, not "nan"
-        parts.append(f"\n## {task}, loss `{loss}`\n\n")
+        parts.append(f"\n## {task}, loss `{loss}`, protocol version {protocol_versions(rows)}\n\n")
         parts.append(tabulate(shown, headers="keys", tablefmt="github", showindex=False,
                               floatfmt=[f".{DIGITS.get(c, 2)}f" for c in columns], missingval=""))
         parts.append("\n")
@@ -324,12 +433,16 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def write(run_files: list[str], task_names: list[str], method_dirs: list[str],
-          invalid: dict[str, str], limits: dict, seed: int, out_csv: str, out_md: str) -> None:
-    """Aggregate the runs; a run computed by an older version of its method or of the
-    package code is marked stale."""
+          invalid: dict[str, str], protocol_file: str | Path, seed: int, out_csv: str, out_md: str,
+          hyperparameters: dict[str, dict] | None = None) -> None:
+    """Aggregate the runs under the protocol in ``protocol_file``; a run computed by an
+    older version of its method or of the package code is marked stale. ``hyperparameters``:
+    each method's as its runs had them (the config's set), its ``method.yaml``'s where absent."""
     methods = {Path(d).name: load_method(d) for d in method_dirs}
+    definitions = {name: {**method.definition, "hyperparameters": (hyperparameters or {}).get(name, method.hyperparameters)}
+                   for name, method in methods.items()}
     fingerprints = {name: method.fingerprint() for name, method in methods.items()}
-    table = build(run_files, task_names, {n: m.definition for n, m in methods.items()}, invalid, fingerprints,
-                  code_fingerprint(), limits, seed)
+    table = build(run_files, task_names, definitions, invalid, fingerprints, code_fingerprint(),
+                  load_protocol(protocol_file), seed)
     write_bytes_atomic(table.to_csv(index=False).encode(), out_csv)
     write_bytes_atomic(markdown(table).encode(), out_md)

@@ -45,7 +45,8 @@ SUMMARY_FIGURES = {
                 "with forward and backward solves run tight (top; dashed: Jacobian-free runs, which do "
                 "not claim it), and the spectral radius of the Jacobian of the iteration at the fixed "
                 "point (bottom; at one or more the fixed point is not attracting). Grey lines: the "
-                "limits beyond which a run is marked unreliable.",
+                "protocol's limits beyond which a run is marked unreliable; measurements left of the dotted "
+                "line (step 0: the untrained initial map) are shown, never gated.",
 }
 RECONSTRUCTION_CAPTION = ("Fixed test images: ground truth, input (FBP / zero-filled) and every run, "
                           "best PSNR first, with the absolute error below on the scale of the input's error.")
@@ -53,7 +54,8 @@ MISSING = '<td class="gap" title="not recorded for this run" data-sort="">n/a</t
 NOT_APPLICABLE = '<td class="na" title="does not apply to this run" data-sort="">&ndash;</td>'
 EMPTY = '<td data-sort=""></td>'
 METRICS = [("psnr", 2, "psnr_ci95"), ("psnr_seed_std", 2, None), ("ssim", 3, "ssim_ci95"), ("ood_psnr", 2, "ood_psnr_ci95"),
-           ("equivariance_error", 3, None), ("test_ms", 1, None), ("train_min", 2, None),
+           ("equivariance_error", 3, None), ("flops_per_image", 2, None), ("test_ms", 1, None),
+           ("test_ms_per_draw", 1, None), ("train_min", 2, None),
            ("tune_min", 2, None), ("train_peak_mb", 1, None), ("test_peak_mb", 1, None),
            *((column, digits, None) for column, digits in leaderboard.DIGITS.items()),
            ("val_trend_last_quarter_db", 2, None)]  # column, digits, CI
@@ -125,7 +127,8 @@ def expected(column: str, row: pd.Series) -> bool:
     if row["family"] == "oracle":
         return column in ("psnr", "ssim", "ood_psnr")
     trained = row["loss"] != "none" and row["family"] != "reference"
-    if column in (CAP_HITS, "gradient_cosine_median", "gradient_cosine_min", "spectral_radius_max") or column.startswith("train_fp_"):
+    if column in (CAP_HITS, "gradient_cosine_median", "gradient_cosine_min", "gradient_cosine_initial",
+                  "fidelity_unconverged_references", "spectral_radius_max") or column.startswith("train_fp_"):
         return row["family"] == "deq" and trained
     if column in ("train_min", "train_peak_mb"):
         return trained
@@ -140,6 +143,11 @@ def expected(column: str, row: pd.Series) -> bool:
 
 def number_cell(value: object, digits: int, half: object = None) -> str:
     return f'<td data-sort="{value}">{leaderboard.fmt_ci(value, half, digits)}</td>'
+
+
+def shown(row: pd.Series, column: str) -> float:
+    """``row[column]`` in the unit of its label (:data:`deqbench.leaderboard.SHOWN_SCALE`)."""
+    return row[column] * leaderboard.SHOWN_SCALE.get(column, 1)
 
 
 def iteration_cell(row: pd.Series, column: str) -> str:
@@ -175,7 +183,7 @@ def metric_cell(row: pd.Series, column: str, digits: int, half: str | None) -> s
         return MISSING if expected(column, row) else NOT_APPLICABLE
     if column.endswith("_iterations"):
         return iteration_cell(row, column)
-    return number_cell(row[column], digits, row.get(half) if half else None)
+    return number_cell(shown(row, column), digits, row.get(half) if half else None)
 
 
 def leaderboard_table(rows: pd.DataFrame, rank: dict[str, int]) -> str:
@@ -286,7 +294,8 @@ def render(table: pd.DataFrame, images: pd.DataFrame, figures: dict[str, Path], 
         nav.append(f'<a href="#{esc(anchor)}">{esc(task)}, {esc(loss)}</a>')
         recon = figures.get(f"reconstructions_{task}_{loss}")
         sections.append(
-            f'<h2 id="{esc(anchor)}">{esc(task)}, loss <code>{esc(loss)}</code></h2>'
+            f'<h2 id="{esc(anchor)}">{esc(task)}, loss <code>{esc(loss)}</code>, protocol version '
+            f'{esc(leaderboard.protocol_versions(rows))}</h2>'
             f"{winners(rows, rank)}{leaderboard_table(rows, rank)}"
             "<h3>Paired comparisons (PSNR difference, row minus column, dB)</h3>"
             f"{comparison_matrix(rows, comparisons)}"
@@ -320,10 +329,11 @@ seeds or images the interval is optimistic). <strong>Times and memory compare on
     return page, pd.concat(all_comparisons, ignore_index=True) if all_comparisons else pd.DataFrame()
 
 
-def write(leaderboard_csv: str, run_files: list[str], seed: int, limits: dict, figures_dir: str,
+def write(leaderboard_csv: str, run_files: list[str], seed: int, protocol_file: str, figures_dir: str,
           out_html: str, out_comparisons: str) -> None:
     """The report page, its figures and the paired comparisons, from the leaderboard and
-    each run's per-image results and sample reconstructions (only ``ok`` rows are drawn)."""
+    each run's per-image results and sample reconstructions (only ``ok`` rows are drawn),
+    the fidelity figure with the gates of the protocol in ``protocol_file``."""
     table = leaderboard.with_all_columns(pd.read_csv(leaderboard_csv))
     frames = [pd.DataFrame(columns=["task", "method", "loss", "seed", *IMAGE_COLUMNS])]
     samples, fidelity, curves = {}, {}, {}
@@ -342,7 +352,8 @@ def write(leaderboard_csv: str, run_files: list[str], seed: int, limits: dict, f
         "cost": figures.cost_figure(table, stems["cost"])[0],
         "equivariance": figures.equivariance_figure(table, stems["equivariance"])[0],
         "convergence": figures.convergence_figure(table, samples, stems["convergence"])[0],
-        "fidelity": figures.fidelity_figure(table, fidelity, limits, stems["fidelity"])[0],
+        "fidelity": figures.fidelity_figure(table, fidelity, leaderboard.load_protocol(protocol_file)["gates"],
+                                            stems["fidelity"])[0],
         "learning": figures.learning_figure(table, curves, stems["learning"])[0],
     }
     for task, loss in leaderboard.sections(table):

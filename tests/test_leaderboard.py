@@ -1,13 +1,15 @@
-"""Rows over training seeds: the grand mean, the seed spread, and the worst seed's status."""
+"""Rows over training seeds: the grand mean, the seed spread, and the worst seed's status;
+the protocol's gates, decided from the raw measurements."""
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from deqbench.leaderboard import combine_seeds, undertraining
+from deqbench.config import ConfigError
+from deqbench.leaderboard import combine_seeds, load_protocol, undertraining
 
-LIMITS = {"undertrained_gain_db": 0.1}
-GATE = {"min_median_gradient_cosine": 0.99, "max_spectral_radius": 1.0, "max_capped_share": 0.01}
+GATES = load_protocol()["gates"]
 
 
 def seed_run(seed: int, offset: float, status: str = "ok", reason: str = ""):
@@ -27,7 +29,7 @@ def test_a_row_over_seeds_is_the_grand_mean_with_the_seed_spread():
     assert row["psnr_low"] < 26.5 < row["psnr_high"]
     assert row["train_min"] == pytest.approx(2.0)  # costs: mean over seeds
     assert row["gradient_cosine_min"] == pytest.approx(0.997)  # reliability: the worst seed's
-    assert undertraining(row, LIMITS)["undertrained"] == "yes"  # mean gain 0.2 dB > 0.1
+    assert undertraining(row, GATES)["undertrained"] == "yes"  # mean gain 0.2 dB > 0.1
 
 
 def test_one_unreliable_seed_makes_the_row_unreliable_and_one_failed_seed_drops_its_numbers():
@@ -49,54 +51,133 @@ def test_the_last_quarter_trend_fits_every_checkpoint_so_one_noisy_end_does_not_
                zip(range(600, 801, 40), [22.96, 23.18, 23.12, 23.15, 23.08, 23.10], strict=True)]
     assert plateau[-1]["val_psnr"] - plateau[0]["val_psnr"] == pytest.approx(0.14)
     assert last_quarter_trend(plateau, 800) == pytest.approx(0.0614, abs=1e-3)
-    assert undertraining({"val_trend_last_quarter_db": last_quarter_trend(plateau, 800)}, LIMITS)["undertrained"] == "no"
+    assert undertraining({"val_trend_last_quarter_db": last_quarter_trend(plateau, 800)}, GATES)["undertrained"] == "no"
     assert np.isnan(last_quarter_trend(plateau[-1:], 800)) and np.isnan(last_quarter_trend([], 800))
     every_25 = [{"step": s, "val_psnr": 20.0 + 0.01 * s} for s in (25, 50, 75, 100, 125, 150)]
     assert last_quarter_trend(every_25, 150) == pytest.approx(0.5)  # spans from step 100, not 125
 
 
-def test_the_gradient_gate_takes_the_median_step_and_the_worst_step_stays_on_the_row():
-    from deqbench.leaderboard import unreliability
-    from deqbench.training import fidelity_summary
-
-    def measured(*cosines, converged=True):
-        return [{"gradient_cosine": c, "reference_converged": converged, "exact_gradient_claimed": True,
-                 "spectral_radius": 0.9, "gradient_relative_error": 0.0} for c in cosines]
-
-    def median_cosine(fidelity):
-        return fidelity_summary(fidelity)["gradient_cosine_median"]
-
-    def gate(fidelity):
-        row = {"fidelity_measured": True, "steps": 150, "fixed_point_warning": 0, "backward_capped_steps": 0,
-               **fidelity_summary(fidelity)}
-        return unreliability(row, GATE)
-
-    one_bad_step = measured(0.9999, 0.989, 0.9998, 1.0)  # the default MRI DEQ-ID EI run's pattern
-    assert median_cosine(one_bad_step) == pytest.approx(0.99985) and gate(one_bad_step) is None
-    assert "median cosine 0.985" in gate(measured(0.98, 0.99, 0.9999, 0.98))
-    assert median_cosine(measured(0.5, converged=False) + measured(0.999)) == 0.999  # no reference: left out
-    assert "no tight reference" in gate(measured(0.999, converged=False))
+def measurement(step: int, cosine: float, converged: bool = True, exact: bool = True, radius: float = 0.9) -> dict:
+    return {"step": step, "gradient_cosine": cosine, "reference_converged": converged, "exact_gradient_claimed": exact,
+            "spectral_radius": radius, "gradient_relative_error": 1 - cosine}
 
 
-def test_a_solve_stopped_at_its_cap_counts_forward_or_backward_in_training_and_at_test():
-    from deqbench.leaderboard import unreliability
+def gate(measured: list[dict], gates: dict = GATES) -> str | None:
+    """The verdict of the gates on a run with these fidelity measurements and nothing else wrong."""
+    from deqbench.leaderboard import fidelity_statistics, unreliability
 
-    converged = {"fidelity_measured": False, "steps": 700, "fixed_point_warning": 7, "backward_capped_steps": 0,
-                 "fp_forward_capped": 0.0}
-    assert unreliability(converged, GATE) is None  # 1% of the steps: at the limit, not above
+    row = {"steps": 150, "fixed_point_warning": 0, "backward_capped_steps": 0, **fidelity_statistics(measured, gates)}
+    return unreliability(row, gates)
+
+
+def test_one_trained_step_under_the_cosine_floor_makes_the_run_unreliable():
+    one_bad_step = [measurement(0, 0.9999), measurement(50, 0.989), measurement(100, 0.9998), measurement(149, 1.0)]
+    assert "implicit gradient cosine 0.9890 against a tight solve (min over trained steps; < 0.99)" in gate(one_bad_step)
+    jacobian_free = [measurement(0, 0.9), measurement(50, 0.5, exact=False)]  # claims no exact gradient
+    assert gate(jacobian_free) is None
+
+
+def test_a_bad_step_0_is_shown_and_never_gated():
+    from deqbench.leaderboard import fidelity_statistics
+
+    untrained_map = [measurement(0, 0.5, converged=False, radius=1.5), measurement(0, 0.6), measurement(50, 0.9999)]
+    assert gate(untrained_map) is None
+    shown = fidelity_statistics(untrained_map, GATES)
+    assert shown["gradient_cosine_initial"] == 0.6 and shown["gradient_cosine_min"] == 0.9999
+    assert shown["fidelity_unconverged_references"] == 0 and shown["spectral_radius_max"] == 0.9
+
+
+def test_an_unconverged_reference_is_a_failed_measurement_counted_on_the_row():
+    from deqbench.leaderboard import fidelity_statistics
+
+    measured = [measurement(0, 0.9999), measurement(50, -0.98, converged=False, radius=1.2), measurement(99, 0.999)]
+    shown = fidelity_statistics(measured, GATES)
+    assert shown["fidelity_unconverged_references"] == 1
+    assert shown["gradient_cosine_min"] == 0.999 and shown["spectral_radius_max"] == 0.9  # its numbers mean nothing
+    assert gate(measured) == "1 trained fidelity measurement(s) failed, their tight reference unconverged (> 0)"
+
+
+def test_a_changed_gate_re_decides_a_run_from_its_recorded_measurements():
+    from deqbench.leaderboard import run_row, unreliability
+
+    run = {"task": "ct", "loss": "sup", "method": "deq-id", "status": "ok",
+           "train": {"steps": 150, "fidelity": [measurement(0, 0.5), measurement(50, 0.995), measurement(149, 0.999)]}}
+    images = pd.DataFrame({"split": "test", "image": [0], "psnr": [25.0], "ssim": [0.5], "seconds": [0.1]})
+    median = {**GATES, "gradient_cosine": {**GATES["gradient_cosine"], "min": 0.996, "statistic": "median"}}
+    assert unreliability(run_row(run, images, {}, median), median) is None  # median of 0.995, 0.999: 0.997
+    strict = {**median, "gradient_cosine": {**median["gradient_cosine"], "statistic": "min"}}
+    assert "cosine 0.9950" in unreliability(run_row(run, images, {}, strict), strict)
+
+
+def test_a_solve_not_at_its_fixed_point_counts_forward_or_backward_in_training_and_at_test():
+    from deqbench.leaderboard import capped_test_share, unreliability
+
+    converged = {"steps": 700, "fixed_point_warning": 7, "backward_capped_steps": 0, "test_capped_share": 0.0}
+    assert unreliability(converged, GATES) is None  # 1% of the steps: at the limit, not above
     forward_only = {**converged, "fixed_point_warning": 62}  # a Jacobian-free run: no backward solve
-    assert "62 of 700 training steps stopped a fixed-point solve at its cap (0 of them" in unreliability(forward_only, GATE)
-    at_test = {**converged, "fp_forward_capped": 0.25}
-    assert unreliability(at_test, GATE) == "25% of its test solves stopped at their cap (> 1%)"
-    untrained = {"fidelity_measured": False, "steps": None, "fixed_point_warning": float("nan")}
-    assert unreliability(untrained, GATE) is None
+    assert "62 of 700 training steps stopped a fixed-point solve at its cap (0 of them" in unreliability(forward_only, GATES)
+    test = pd.DataFrame({"fp_forward_capped": [1.0, 0.0, 0.0, 0.0], "fp_forward_residual_max": 1e-6})
+    at_test = {**converged, "test_capped_share": capped_test_share(test, False, GATES)}
+    assert unreliability(at_test, GATES).startswith("25% of its test solves not at their fixed point")
+    untrained = {"steps": None, "fixed_point_warning": float("nan")}
+    assert unreliability(untrained, GATES) is None
+
+
+def test_a_fixed_budget_solve_ending_above_the_residual_tolerance_is_unreliable():
+    """ODER's forward solve runs 30 iterations (tol 0) and reports no cap; its residual floor
+    (the draws' variance) is about 5e-3 on the default CT task."""
+    from deqbench.leaderboard import capped_test_share, fixed_budget, run_row, unreliability
+
+    budgeted = {"hyperparameters": {"forward": {"tol": 0, "max_iter": 30}}}
+    assert fixed_budget(budgeted, GATES) and not fixed_budget({"hyperparameters": {"forward": {"tol": 1e-5}}}, GATES)
+    run = {"task": "ct", "loss": "sup", "method": "oder", "status": "ok", "train": {"steps": 150}}
+    images = pd.DataFrame({"split": "test", "image": range(4), "psnr": 25.0, "ssim": 0.5, "seconds": 0.1,
+                           "fp_forward_capped": 0.0, "fp_forward_residual_max": [5e-3, 4e-3, 6e-3, 5e-5]})
+    row = run_row(run, images, budgeted, GATES)
+    assert row["test_capped_share"] == 0.75
+    assert "75% of its test solves not at their fixed point" in unreliability(row, GATES)
+    assert run_row(run, images, {"hyperparameters": {"forward": {"tol": 1e-5}}}, GATES)["test_capped_share"] == 0
+    unrecorded = images.drop(columns="fp_forward_residual_max")  # not shown to be at its fixed point
+    assert capped_test_share(unrecorded[unrecorded["split"] == "test"], True, GATES) == 1.0
+
+
+def test_sizes_and_the_time_per_draw_come_from_the_evaluation_and_stay_blank_for_old_runs():
+    from deqbench.leaderboard import run_row
+
+    run = {"task": "ct", "loss": "sup", "method": "oder", "status": "ok",
+           "evaluation": {"parameters": 1234, "flops_per_image": 2.5e9}}
+    images = pd.DataFrame({"split": "test", "image": range(3), "psnr": 25.0, "ssim": 0.5, "seconds": 0.1,
+                           "seconds_per_draw": [0.01, 0.03, 0.02]})
+    row = run_row(run, images, {}, GATES)
+    assert row["parameters"] == 1234 and row["flops_per_image"] == 2.5e9
+    assert row["test_ms_per_draw"] == pytest.approx(20.0)
+    old = run_row({**run, "evaluation": {}}, images.drop(columns="seconds_per_draw"), {}, GATES)
+    assert np.isnan(old["parameters"]) and np.isnan(old["flops_per_image"]) and np.isnan(old["test_ms_per_draw"])
+
+
+def test_the_shipped_protocol_validates_and_a_wrong_key_names_file_and_key(tmp_path):
+    protocol = load_protocol()
+    assert protocol["version"] == protocol["changelog"][-1]["version"] == 2
+    assert protocol["gates"]["gradient_cosine"] == {"statistic": "min", "min": 0.99, "applies_when": "exact_gradient_claimed"}
+    wrong = tmp_path / "protocol.yaml"
+    gates = {**protocol["gates"], "min_median_gradient_cosine": 0.99}
+    wrong.write_text(yaml.safe_dump({**protocol, "gates": gates}))
+    with pytest.raises(ConfigError, match=f"{wrong}: key 'gates'.*min_median_gradient_cosine"):
+        load_protocol(wrong)
+    wrong.write_text(yaml.safe_dump({**protocol, "version": 3}))
+    with pytest.raises(ConfigError, match=f"{wrong}: key 'changelog'"):
+        load_protocol(wrong)
 
 
 def test_the_markdown_shows_cosines_to_four_decimals_so_an_inexact_step_is_visible():
     from deqbench.leaderboard import markdown
 
     row = combine_seeds([seed_run(0, 0.0)], seed=0)
-    row.update(gradient_cosine_median=0.99994, gradient_cosine_min=0.98895, spectral_radius_max=0.9153)
-    line = next(line for line in markdown(pd.DataFrame([row])).splitlines() if line.startswith("| M "))
+    row.update(gradient_cosine_median=0.99994, gradient_cosine_min=0.98895, spectral_radius_max=0.9153,
+               parameters=12345, flops_per_image=2.5e9, protocol_version=2)
+    text = markdown(pd.DataFrame([row]))
+    line = next(line for line in text.splitlines() if line.startswith("| M "))
     cells = [cell.strip() for cell in line.split("|")]
     assert {"0.9999", "0.9889", "0.915"} <= set(cells)  # at 2 decimals both cosines read 0.99
+    assert {"12345", "2.50"} <= set(cells) and "GFLOPs/img" in text
+    assert "## ct, loss `sup`, protocol version 2" in text

@@ -11,10 +11,9 @@ import pytest
 import torch
 
 from conftest import snakemake
-from deqbench.config import ROOT, load_yaml
 from deqbench.evaluation import IMAGE_COLUMNS
 from deqbench.io import save_torch
-from deqbench.leaderboard import section
+from deqbench.leaderboard import PROTOCOL, section
 from deqbench.losses import LOSSES
 from deqbench.report import SUMMARY_FIGURES
 from deqbench.report import write as write_report
@@ -22,7 +21,6 @@ from deqbench.report import write as write_report
 TEST_IMAGES = 6
 SAMPLES = 2
 NAN = math.nan
-LIMITS = load_yaml(ROOT / "config" / "config.yaml")["reliability"]
 
 # task, loss, method, name, family, status, reason, mean test PSNR (ok rows), extras
 ROWS = [
@@ -89,7 +87,7 @@ def built(tmp_path_factory):
             run_files.append(str(run_dir / "run.json"))
     pd.DataFrame(rows).to_csv(tmp_path / "leaderboard.csv", index=False)
     out = tmp_path / "report"
-    write_report(str(tmp_path / "leaderboard.csv"), run_files, 0, LIMITS, str(out / "figures"),
+    write_report(str(tmp_path / "leaderboard.csv"), run_files, 0, PROTOCOL, str(out / "figures"),
                  str(out / "index.html"), str(out / "comparisons.csv"))
     return out, (out / "index.html").read_text()
 
@@ -162,7 +160,7 @@ def test_wins_are_claimed_only_where_the_paired_interval_excludes_zero(built):
 def test_figures_render_without_any_results(tmp_path):
     pd.DataFrame([{"task": "ct", "loss": "sup", "method": "deq-id", "name": "DEQ-ID", "family": "deq",
                    "status": "failed", "reason": "build failed"}]).to_csv(tmp_path / "leaderboard.csv", index=False)
-    write_report(str(tmp_path / "leaderboard.csv"), [], 0, LIMITS, str(tmp_path / "figures"),
+    write_report(str(tmp_path / "leaderboard.csv"), [], 0, PROTOCOL, str(tmp_path / "figures"),
                  str(tmp_path / "index.html"), str(tmp_path / "comparisons.csv"))
     page = (tmp_path / "index.html").read_text()
     assert "build failed" in page and "nothing to compare" in page

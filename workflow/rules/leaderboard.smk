@@ -1,9 +1,14 @@
-# Aggregation of every run into the leaderboard tables.
+# Aggregation of every run into the leaderboard tables, decided by the protocol's gates.
+from deqbench.leaderboard import load_protocol
+
+PROTOCOL = "config/protocol.yaml"
+load_protocol(PROTOCOL)  # a malformed protocol stops the workflow at once, naming file and key
 
 
 rule leaderboard:
     input:
         runs=run_files("run.json"),
+        protocol=PROTOCOL,  # an edit re-decides the rows, retraining nothing
     output:
         csv=report("results/leaderboard.csv", caption="../report/leaderboard.rst", category="Leaderboard"),
         md="results/leaderboard.md",
@@ -11,7 +16,7 @@ rule leaderboard:
         tasks=list(config["tasks"]),
         method_dirs=[str(m.folder) for m in METHODS.values()],
         invalid=INVALID_METHODS,
-        limits=config["reliability"],
+        hyperparameters={name: method.hyperparameters for name, method in METHODS.items()},  # as the runs had them
         seed=config["seed"],
     log:
         "results/logs/leaderboard.log",

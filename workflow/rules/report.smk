@@ -10,6 +10,7 @@ REPORT_FIGURES = {name: name for name in SUMMARY_FIGURES} | {
 rule report:
     input:
         leaderboard="results/leaderboard.csv",
+        protocol=PROTOCOL,  # its gates are drawn on the fidelity figure
         runs=run_files("run.json"),
         images=run_files("images.csv"),
         recons=run_files("recons.pt"),
@@ -24,7 +25,6 @@ rule report:
         vectors=[f"results/report/figures/{name}.svg" for name in REPORT_FIGURES],
     params:
         seed=config["seed"],
-        limits=config["reliability"],
     log:
         "results/logs/report.log",
     benchmark:

@@ -5,5 +5,5 @@ from deqbench import report
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w")
 report.write(snakemake.input.leaderboard, list(snakemake.input.runs), snakemake.params.seed,
-             dict(snakemake.params.limits), str(Path(snakemake.output.figures[0]).parent),
+             snakemake.input.protocol, str(Path(snakemake.output.figures[0]).parent),
              snakemake.output.html, snakemake.output.comparisons)
