@@ -52,6 +52,16 @@ def test_misspelt_shared_hyperparameter_stops_with_its_name(workspace):
     assert "'denoiser.dept' is a hyperparameter of no method" in result.stdout + result.stderr
 
 
+def test_a_misspelt_task_leaves_that_method_out_with_its_reason_and_plans_the_others(workspace):
+    yaml_file = workspace / "methods" / "direct" / "method.yaml"
+    yaml_file.write_text(yaml_file.read_text() + "tasks: [ct, mir]\n")
+    result = snakemake(workspace, "-n", "--profile", "profiles/smoke")
+    output = result.stdout + result.stderr
+    assert "method 'direct' is left out of this run" in output
+    assert "key 'tasks': unknown task(s) mir; the config's tasks: ct, mri" in output
+    assert "rule train:" in output and "runs/ct/direct/" not in output  # the other methods still run
+
+
 @pytest.mark.slow
 def test_shared_hyperparameters_reach_the_trained_model(workspace):
     """A profile's shared hyperparameter sizes the denoiser that the train job builds."""

@@ -1,7 +1,7 @@
 # Checks of the config against the folders, method discovery and the list of runs.
 from pathlib import Path
 
-from deqbench.config import check_method_tasks, training_settings
+from deqbench.config import ConfigError, check_method_tasks, training_settings
 from deqbench.methods import discover
 from deqbench.provenance import code_files
 
@@ -23,8 +23,12 @@ if "methods" in config:
     if unknown:
         raise ValueError(f"config 'methods' names unknown method folders: {unknown}")
     METHODS = {name: m for name, m in METHODS.items() if name in config["methods"]}
-for _method in METHODS.values():
-    check_method_tasks(_method.definition, CONFIG_TASKS, _method.folder / "method.yaml")
+for _name, _method in list(METHODS.items()):  # a misspelt task: the folder is invalid, the others run
+    try:
+        check_method_tasks(_method.definition, CONFIG_TASKS, _method.folder / "method.yaml")
+    except ConfigError as _err:
+        INVALID_METHODS[_name] = str(_err)
+        del METHODS[_name]
 for _name, _reason in INVALID_METHODS.items():
     logger.warning(f"method '{_name}' is left out of this run: {_reason}")
 
