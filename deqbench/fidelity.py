@@ -10,7 +10,7 @@ put back, so measuring does not change training):
   of the parameter gradient :math:`g` at the configured solver settings against
   :math:`g^\star`, with the forward and backward solves run to :data:`TIGHT`
   (``reference_converged``: whether they got there; a reference that did not is no
-  reference, and the summaries leave it out);
+  reference, and the protocol's gates count the measurement as failed);
 - ``spectral_radius`` of :math:`J = \partial F / \partial x` at the tight :math:`x^\star` by
   power iteration on :math:`v \mapsto J^\top v` (the spectrum of :math:`J`; torchdeq's
   ``power_method``): at one or above, :math:`x^\star` is not an attracting fixed point and
