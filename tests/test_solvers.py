@@ -166,3 +166,10 @@ def test_nesterov_accelerates_a_gradient_step_and_stops_on_the_relative_change()
 def test_nesterov_and_anderson_are_exclusive():
     with pytest.raises(ValueError, match="exclusive"):
         SolverSettings(anderson=5, nesterov=True)
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_a_diverging_iteration_never_reads_as_converged(nesterov):
+    """x -> 1.1 x in float32: ||F(x)|| overflows while ||F(x) - x|| = ||F(x)|| / 11 does not."""
+    found = fixed_point(lambda x: 1.1 * x, torch.ones(1, 4), SolverSettings(tol=1e-4, max_iter=600, anderson=0, nesterov=nesterov))
+    assert not found.converged and found.iterations == 600
