@@ -12,11 +12,25 @@ every draw), :math:`b = \max(1, \mathrm{round}(\texttt{fraction}\cdot G))`. Each
 drawn with probability :math:`b/G`, so :math:`\mathbb E\,\widehat{\nabla f} = A^H(Ax - y)`
 (the public ODER code: 90 angles, 5 blocks, 30 angles a draw).
 
-Forward: the stochastic iteration :math:`x_{k+1} = F_{S_k}(x_k)` from :math:`x_0 = A^\dagger y`
-for a fixed number of steps (``forward.max_iter``, tolerance 0), as the paper runs it:
-plain iteration, since Anderson acceleration extrapolates from past evaluations of a map
-that changes at every evaluation. At test time every image is reconstructed
-``evaluation.draws`` times and scored on the mean (:mod:`deqbench.evaluation`).
+Forward: the public code's reconstruction (wustl-cig/ODER, ``iterAlgs.py``, ``Nesterov`` with
+``accelerate=True``): Nesterov's acceleration of the stochastic iteration from
+:math:`x_0 = s_0 = A^\dagger y`, :math:`t_0 = 1`,
+
+.. math::  x_{k+1} = F_{S_k}(s_k), \quad t_{k+1} = \tfrac12\big(1 + \sqrt{1 + 4t_k^2}\big), \quad
+           s_{k+1} = x_{k+1} + \frac{t_k - 1}{t_{k+1}}(x_{k+1} - x_k),
+
+stopped once the relative change :math:`\|x_{k+1} - x_k\| / \|x_{k+1}\|` is below its
+configuration's ``fixpot_tol`` (1e-4), capped at its ``num_iter`` (180), where the public loop
+runs all 180 (``forward`` in ``method.yaml``). Anderson acceleration would extrapolate from
+past evaluations of a map that changes at every evaluation. Measured (``method.yaml``), the
+relative change stops at the draws' noise floor on CT, 1-3e-2, so every solve is capped, and
+on MRI the iteration diverges: the momentum accumulates the draws' noise. At test time every
+image is reconstructed ``evaluation.draws`` times and scored on the mean
+(:mod:`deqbench.evaluation`).
+
+Denoiser: the DnCNN-5 with Lipschitz control that every DEQ here shares, where the public
+code has a small U-Net (depth 5, 32 channels, PReLU, GroupNorm), so that ODER differs from
+DEQ-JFB in its data term and its iteration alone.
 
 Gradient: Jacobian-free, as DEQ-JFB: the gradient of the last step
 :math:`\hat x = F_S(x^\star)` under its own draw, :math:`J` taken as 0 (Fung et al. 2022).
@@ -25,8 +39,8 @@ measured and dropped: on the default tasks it stopped at its cap in half of the 
 steps (CT sup 75 of 150, MRI 56-116 of 150) at residuals of 3e-3 to 1e-2, with gradient
 cosines down to 0.07 against the implicit gradient of the DEQ that ODER approximates
 (README, "ODER like for like"), and :math:`(I - J_S^\top)^{-1} g` is biased anyway (the
-inverse is not linear). So ODER differs from DEQ-JFB in its stochastic data term alone,
-and the fidelity columns say how far its gradient is from DEQ-ID's.
+inverse is not linear). So ODER's gradient is DEQ-JFB's, and the fidelity columns say how
+far it is from DEQ-ID's.
 """
 
 import torch
