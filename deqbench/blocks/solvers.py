@@ -151,7 +151,7 @@ def anderson(f: Map, x0: torch.Tensor, settings: SolverSettings) -> Solution:
     docstring). A fixed budget (tol 0) never restarts: its residual may rest at a floor."""
     armed = settings.tol > 0 and settings.anderson > settings.stall_history
     first = anderson_run(f, x0, settings.anderson, settings.tol, settings.max_iter,
-                       settings.stall_patience if armed else 0)
+                         settings.stall_patience if armed else 0)
     if first.converged or first.iterations == settings.max_iter:
         return first
     rest = anderson_run(f, x0, settings.stall_history, settings.tol, settings.max_iter - first.iterations, 0)
