@@ -41,15 +41,22 @@ def point_settings(study: dict, method: str, value: int, task_cfg: dict,
     return target["task"], target["hyperparameters"]
 
 
-def study_points(studies: dict, hyperparameters: dict[str, dict], tasks: dict) -> tuple[list[tuple], list[str]]:
-    """Every ``(study, method, value)`` whose method is available, checked against its
-    settings, and a message for each method left out because it is not.
+def study_points(studies: dict, hyperparameters: dict[str, dict], tasks: dict,
+                 defined_tasks: list[str] | None = None) -> tuple[list[tuple], list[str]]:
+    """Every ``(study, method, value)`` whose method and task are available, checked against
+    its settings, and a message for each study or method left out because it is not.
 
-    ``hyperparameters`` maps each available method folder to its hyperparameters.
+    ``hyperparameters`` maps each available method folder to its hyperparameters; ``tasks``
+    are this run's tasks, ``defined_tasks`` every task of the config (``run_tasks`` may
+    select fewer: a study of a defined task left out is skipped, an undefined one is an error).
     """
     points, left_out = [], []
     for name, study in studies.items():
         if study["task"] not in tasks:
+            if study["task"] in (defined_tasks or []):
+                left_out.append(f"scaling study '{name}': task '{study['task']}' is not among this run's "
+                                "tasks (config 'run_tasks'); it is left out")
+                continue
             raise ConfigError(f"config scaling.studies.{name}.task: no task '{study['task']}' in config 'tasks'")
         for method in study["methods"]:
             if method not in hyperparameters:

@@ -46,6 +46,8 @@ def test_points_leave_out_absent_methods_with_a_message_and_check_the_task():
     assert len(left_out) == 1 and "'absent'" in left_out[0]
     with pytest.raises(ConfigError, match="no task 'ct'"):
         study_points({"iterations": ITERATIONS}, {"deq": DEQ}, {"mri": TASK})
+    points, left_out = study_points({"iterations": ITERATIONS}, {"deq": DEQ}, {"mri": TASK}, ["ct", "mri"])
+    assert points == [] and "task 'ct' is not among this run's tasks" in left_out[0]  # run_tasks: [mri]
 
 
 @pytest.mark.parametrize("angles", [8, 16])

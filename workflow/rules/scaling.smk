@@ -4,7 +4,7 @@ from deqbench.scaling import study_points
 
 SCALING = config.get("scaling", {"studies": {}})
 SCALING_POINTS, _left_out = study_points(
-    SCALING["studies"], {name: m.hyperparameters for name, m in METHODS.items()}, config["tasks"]
+    SCALING["studies"], {name: m.hyperparameters for name, m in METHODS.items()}, config["tasks"], CONFIG_TASKS
 )
 for _message in _left_out:
     logger.warning(_message)
