@@ -126,3 +126,12 @@ def test_costs_are_ratios_of_oder_to_each_reference(tmp_path):
     assert rows["deq-id"]["train_step_s ratio"] == "0.75" and rows["deq-jfb"]["train_step_s ratio"] == "1.50"
     assert rows["deq-id"]["status (ODER, reference)"] == "ok, unreliable"  # shown, not hidden
     assert rows["deq-jfb"]["status (ODER, reference)"] == "ok, ok"
+
+
+def test_the_claims_profile_trains_the_protocols_seeds_on_every_task_of_its_claims():
+    root = PROTOCOL.parents[1]
+    profile = yaml.safe_load((root / "config" / "claims.yaml").read_text())
+    protocol = load_protocol(PROTOCOL)
+    assert profile["seeds"] == protocol["seeds"]
+    assert {task for claim in protocol["claims"] for task in claim["tasks"]} <= set(profile["run_tasks"])
+    assert {entry.split("/")[0] for claim in protocol["claims"] for entry in (claim["a"], claim["b"])} <= set(profile["methods"])

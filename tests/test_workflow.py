@@ -146,18 +146,19 @@ def test_every_seed_is_a_run_and_the_leaderboard_combines_them(workspace):
     assert table.loc[("ct", "direct", "none"), "n_seeds"] == 1
 
 
-def test_the_claims_profile_plans_its_methods_on_ct_alone_with_early_stopping(workspace):
-    """profiles/claims: the include lists select its tasks and methods, two seeds each."""
+def test_the_claims_profile_plans_its_methods_on_both_tasks_with_early_stopping(workspace):
+    """profiles/claims: the include lists select its tasks and methods, the protocol's seeds."""
     claims = load_yaml(workspace / "config" / "claims.yaml")
     assert claims["training"]["early_stopping"]["patience"] >= 1
     methods, _ = discover(workspace / "methods")
     chosen = [methods[name] for name in claims["methods"]]
-    trained = sum(len(m.losses) for m in chosen if m.trainable) * len(claims["seeds"])
-    untrained = sum(len(m.losses) for m in chosen if not m.trainable)
+    tasks = len(claims["run_tasks"])
+    trained = sum(len(m.losses) for m in chosen if m.trainable) * len(claims["seeds"]) * tasks
+    untrained = sum(len(m.losses) for m in chosen if not m.trainable) * tasks
     jobs = planned_jobs(workspace, "--profile", "profiles/claims")
     assert (jobs["train"], jobs["evaluate"]) == (trained, trained + untrained)
-    assert jobs["simulate"] == jobs["nearest_training"] == 1  # CT alone
-    assert trained == 28
+    assert jobs["simulate"] == jobs["nearest_training"] == tasks == 2  # CT and MRI
+    assert trained == 84
 
 
 def planned_jobs(workdir, *args, env=None) -> dict[str, int]:
