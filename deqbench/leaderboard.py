@@ -349,7 +349,7 @@ def undertraining(row: dict, gates: dict) -> dict:
     mean over seeds); a row without a learning curve gets neither value. Not a failure: its
     rank may change with more training. Under an annealed rate (``lr_schedule: cosine``) the
     last quarter is flat by construction, so ``no`` then says the run settled within its
-    budget, not that a larger budget would gain nothing (README, "What the benchmark says
+    budget, not that a larger budget would gain nothing (benchmarks/results/README.md, "What the benchmark says
     so far", measures what one would)."""
     gain = row.get("val_trend_last_quarter_db")
     if gain is not None and np.isfinite(gain):

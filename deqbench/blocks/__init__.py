@@ -14,7 +14,7 @@ A method's ``model.py`` writes its iteration as a :class:`Step` (its equation, i
   Nesterov acceleration), and :func:`red_contraction_bound` for RED steps.
 
 The shipped ``methods/deq-id``, ``deq-jfb``, ``oder``, ``unrolled`` and ``de-prox`` are
-written this way; the README's "Add your method" has a worked example.
+written this way; docs/extending.md, "Iterative methods from building blocks", has a worked example.
 """
 
 from deqbench.blocks.data import MeasurementGroups, SeededDraws, full_gradient

@@ -38,7 +38,7 @@ The implicit backward :math:`v = J_S^\top v + g` with the Jacobian of a single d
 measured and dropped: on the default tasks it stopped at its cap in half of the training
 steps (CT sup 75 of 150, MRI 56-116 of 150) at residuals of 3e-3 to 1e-2, with gradient
 cosines down to 0.07 against the implicit gradient of the DEQ that ODER approximates
-(README, "ODER like for like"), and :math:`(I - J_S^\top)^{-1} g` is biased anyway (the
+(docs/deq-solvers.md, "ODER like for like"), and :math:`(I - J_S^\top)^{-1} g` is biased anyway (the
 inverse is not linear). So ODER's gradient is DEQ-JFB's, and the fidelity columns say how
 far it is from DEQ-ID's.
 """
