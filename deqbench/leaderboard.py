@@ -401,6 +401,35 @@ def build(run_files: list[str | Path], tasks: list[str], methods: dict[str, dict
     return ordered(table, ("task", "loss")).reset_index(drop=True)
 
 
+SCORE_METRICS = ("psnr", "ssim", "equivariance_error", "seconds")  # per image, in the long table
+SCORE_PROVENANCE = ("config_hash", "git_commit", "device", "threads")
+
+
+def scores(run_files: list[str | Path], fingerprints: dict[str, str], code: str) -> pd.DataFrame:
+    """Every per-image score of every current run in long format, one row per task, method,
+    loss, seed, split (``test``, ``ood``), image and metric (:data:`SCORE_METRICS`), with the
+    run's status (before the protocol's gates) and provenance: the table to re-analyse the
+    leaderboard from (its means are the means of ``value`` over seeds and test images).
+    Stale runs and runs without scores are left out."""
+    frames = []
+    for path in run_files:
+        run = read_json(path)
+        images_file = Path(path).with_name("images.csv")
+        if staleness(run, fingerprints, code) or not images_file.is_file():
+            continue
+        images = pd.read_csv(images_file)
+        metrics = [m for m in SCORE_METRICS if m in images]
+        if images.empty or not metrics:
+            continue
+        long = images.melt(id_vars=["split", "image"], value_vars=metrics, var_name="metric").dropna(subset=["value"])
+        provenance = run.get("provenance", {})
+        frames.append(long.assign(task=run["task"], method=run["method"], loss=run["loss"], seed=run.get("seed"),
+                                  status=run["status"], **{k: run.get(k, provenance.get(k)) for k in SCORE_PROVENANCE}))
+    columns = ["task", "method", "loss", "seed", "split", "image", "metric", "value", "status", *SCORE_PROVENANCE]
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    return table[columns].sort_values(columns[:7], kind="stable", ignore_index=True)
+
+
 def fmt_ci(mean: float, half: float, digits: int) -> str:
     if pd.isna(mean):
         return ""
@@ -434,10 +463,11 @@ def markdown(table: pd.DataFrame) -> str:
 
 def write(run_files: list[str], task_names: list[str], method_dirs: list[str],
           invalid: dict[str, str], protocol_file: str | Path, seed: int, out_csv: str, out_md: str,
-          hyperparameters: dict[str, dict] | None = None) -> None:
+          hyperparameters: dict[str, dict] | None = None, out_scores: tuple[str, str] | None = None) -> None:
     """Aggregate the runs under the protocol in ``protocol_file``; a run computed by an
     older version of its method or of the package code is marked stale. ``hyperparameters``:
-    each method's as its runs had them (the config's set), its ``method.yaml``'s where absent."""
+    each method's as its runs had them (the config's set), its ``method.yaml``'s where absent.
+    ``out_scores``: CSV and parquet paths of the long-format per-image table (:func:`scores`)."""
     methods = {Path(d).name: load_method(d) for d in method_dirs}
     definitions = {name: {**method.definition, "hyperparameters": (hyperparameters or {}).get(name, method.hyperparameters)}
                    for name, method in methods.items()}
@@ -446,3 +476,7 @@ def write(run_files: list[str], task_names: list[str], method_dirs: list[str],
                   load_protocol(protocol_file), seed)
     write_bytes_atomic(table.to_csv(index=False).encode(), out_csv)
     write_bytes_atomic(markdown(table).encode(), out_md)
+    if out_scores:
+        long = scores(run_files, fingerprints, code_fingerprint())
+        write_bytes_atomic(long.to_csv(index=False).encode(), out_scores[0])
+        write_bytes_atomic(long.to_parquet(index=False), out_scores[1])

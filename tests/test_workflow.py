@@ -3,6 +3,7 @@
 import json
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -102,6 +103,13 @@ def test_smoke_dag_end_to_end(smoke_run):
     assert (smoke_run / "results" / "leaderboard.md").read_text().count("## ") == 4
     manifest = json.loads((smoke_run / "results" / "data" / "ellipses.json").read_text())
     assert len(manifest["sha256"]) == 64 and manifest["splits"]["train"] == [8, 64, 64]
+    scores = pd.read_parquet(smoke_run / "results" / "scores.parquet")
+    assert scores.equals(pd.read_csv(smoke_run / "results" / "scores.csv").astype(scores.dtypes.to_dict()))
+    test_psnr = scores[(scores["split"] == "test") & (scores["metric"] == "psnr")]
+    means = test_psnr.groupby(["task", "method", "loss"])["value"].mean()  # over seeds and images
+    scored = table[table["status"].isin(["ok", "unreliable", "oracle"])].set_index(["task", "method", "loss"])["psnr"]
+    assert len(scored) and np.allclose(means.loc[scored.index], scored)  # the long table gives the rows' means
+    assert scores["git_commit"].notna().all() and scores["device"].notna().all()
 
 
 @pytest.mark.slow

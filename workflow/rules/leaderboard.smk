@@ -12,6 +12,8 @@ rule leaderboard:
     output:
         csv=report("results/leaderboard.csv", caption="../report/leaderboard.rst", category="Leaderboard"),
         md="results/leaderboard.md",
+        scores_csv="results/scores.csv",  # long format: one row per run, image and metric
+        scores_parquet="results/scores.parquet",
     params:
         tasks=list(config["tasks"]),
         method_dirs=[str(m.folder) for m in METHODS.values()],
