@@ -5,6 +5,13 @@ method folder and :func:`code_fingerprint`, the package modules that compute res
 every module of ``deqbench`` except those that only present them (:data:`PRESENTATION`).
 Editing any of those modules makes older results ``stale`` on the leaderboard, and, as
 their files are inputs of the train, tune and evaluate rules, Snakemake reruns the runs.
+The presentation modules are inputs of the leaderboard, report and scaling rules that
+import them: an edit re-renders the tables and figures and retrains nothing.
+
+The rules name these files relative to the working directory when the package lies under
+it (a checkout run from its root), so a results folder moved with it (``cp -a``) plans
+nothing; a package installed elsewhere is named by its absolute path, which stays valid
+when the results move but not when the package does.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles", "methods", "datasets")
+WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles", "methods", "datasets", "environment.yml")
 
 
 def copy_workflow(destination: Path) -> Path:

@@ -1,9 +1,10 @@
-# Checks of the config against the folders, method discovery and the list of runs.
+# Checks of the config against the folders, method discovery, the list of runs and the
+# input functions of the rules.
 from pathlib import Path
 
 from deqbench.config import ConfigError, check_method_tasks, training_settings
 from deqbench.methods import discover
-from deqbench.provenance import code_files
+from deqbench.provenance import PACKAGE, code_files
 
 CONFIG_TASKS = list(config["tasks"])  # every task, also those that run_tasks leaves out
 if "run_tasks" in config:
@@ -45,9 +46,14 @@ RUN_LOG = "{task}/{method}/{loss}/seed{seed}"
 ORACLES = [(task, "nearest-train", "none", config["seed"]) for task in config["tasks"]]  # shown, never ranked
 
 
+def run_file(name, **wildcards):
+    """``name`` (model.pt, run.json, ...) in the folder of the run that ``wildcards`` name."""
+    return f"{RUN_DIR}/{name}".format(**wildcards)
+
+
 def run_files(name):
-    """``name`` (run.json, images.csv, ...) of every run and oracle row."""
-    return [f"{RUN_DIR}/{name}".format(task=t, method=m, loss=l, seed=s) for t, m, l, s in RUNS + ORACLES]
+    """``name`` of every run and oracle row."""
+    return [run_file(name, task=t, method=m, loss=l, seed=s) for t, m, l, s in RUNS + ORACLES]
 
 
 wildcard_constraints:
@@ -58,10 +64,44 @@ wildcard_constraints:
     dataset="[A-Za-z0-9_-]+",
 
 
+def package_inputs(paths):
+    """Package modules named as inputs: relative to the working directory when the package
+    lies under it, so that results moved together with it (`cp -a`) keep their recorded
+    inputs; absolute when it is installed elsewhere, where moving the results leaves it."""
+    cwd = Path.cwd().resolve()
+    return [str(p.relative_to(cwd)) if p.is_relative_to(cwd) else str(p) for p in paths]
+
+
+RESULT_CODE = package_inputs(code_files())
+
+
 def run_sources(wildcards):
     """The method folder's files and the package code that computes results: an edit of
     either reruns the run (deqbench.provenance)."""
-    return [str(p) for p in [*METHODS[wildcards.method].sources, *code_files()]]
+    return [*map(str, METHODS[wildcards.method].sources), *RESULT_CODE]
+
+
+def task_inputs(wildcards):
+    """The task's dataset and, where it has one, its out-of-distribution dataset."""
+    task = config["tasks"][wildcards.task]
+    inputs = {"data": f"results/data/{task['dataset']}.pt"}
+    if "ood_dataset" in task:
+        inputs["ood_data"] = f"results/data/{task['ood_dataset']}.pt"
+    return inputs
+
+
+def trained_inputs(wildcards):
+    """The model and its training record, for a method that trains."""
+    if not METHODS[wildcards.method].trainable:
+        return {}
+    return {"model": run_file("model.pt", **wildcards), "record": run_file("train.json", **wildcards)}
+
+
+def tuned_inputs(wildcards):
+    """The tuned settings, for a method with `tuning:`."""
+    if not METHODS[wildcards.method].tuning:
+        return {}
+    return {"tuning": run_file("tuning.json", **wildcards)}
 
 
 def run_settings(wildcards):

@@ -1,14 +1,6 @@
 # Datasets (datasets/<name>/dataset.yaml) and simulated measurements per task.
 
 
-def task_inputs(wildcards):
-    task = config["tasks"][wildcards.task]
-    inputs = {"data": f"results/data/{task['dataset']}.pt"}
-    if "ood_dataset" in task:
-        inputs["ood_data"] = f"results/data/{task['ood_dataset']}.pt"
-    return inputs
-
-
 rule prepare_dataset:
     input:
         "datasets/{dataset}/dataset.yaml",
@@ -22,6 +14,8 @@ rule prepare_dataset:
         "results/logs/prepare_dataset/{dataset}.log",
     benchmark:
         "results/benchmarks/prepare_dataset/{dataset}.tsv"
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/prepare_dataset.py"
 
@@ -39,5 +33,7 @@ rule simulate:
         "results/logs/simulate/{task}.log",
     benchmark:
         "results/benchmarks/simulate/{task}.tsv"
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/simulate.py"

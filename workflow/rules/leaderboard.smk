@@ -3,12 +3,14 @@ from deqbench.leaderboard import load_protocol
 
 PROTOCOL = "config/protocol.yaml"
 load_protocol(PROTOCOL)  # a malformed protocol stops the workflow at once, naming file and key
+TABLE_CODE = package_inputs([PACKAGE / "leaderboard.py", PACKAGE / "statistics.py"])
 
 
 rule leaderboard:
     input:
         runs=run_files("run.json"),
         protocol=PROTOCOL,  # an edit re-decides the rows, retraining nothing
+        code=TABLE_CODE,  # presentation code (deqbench.provenance): an edit retrains nothing either
     output:
         csv=report("results/leaderboard.csv", caption="../report/leaderboard.rst", category="Leaderboard"),
         md="results/leaderboard.md",
@@ -22,5 +24,7 @@ rule leaderboard:
         seed=config["seed"],
     log:
         "results/logs/leaderboard.log",
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/leaderboard.py"

@@ -2,6 +2,7 @@
 from deqbench.losses import LOSSES
 from deqbench.report import SUMMARY_FIGURES
 
+PAGE_CODE = [*TABLE_CODE, *package_inputs([PACKAGE / "report.py", PACKAGE / "figures.py"])]
 REPORT_FIGURES = {name: name for name in SUMMARY_FIGURES} | {
     f"reconstructions_{task}_{loss}": "reconstructions" for task in config["tasks"] for loss in LOSSES
 }
@@ -11,6 +12,7 @@ rule report:
     input:
         leaderboard="results/leaderboard.csv",
         protocol=PROTOCOL,  # its gates are drawn on the fidelity figure
+        code=PAGE_CODE,
         runs=run_files("run.json"),
         images=run_files("images.csv"),
         recons=run_files("recons.pt"),
@@ -29,5 +31,7 @@ rule report:
         "results/logs/report.log",
     benchmark:
         "results/benchmarks/report.tsv"
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/report.py"

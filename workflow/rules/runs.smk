@@ -18,15 +18,10 @@ rule train:
         f"results/logs/train/{RUN_LOG}.log",
     benchmark:
         f"results/benchmarks/train/{RUN_LOG}.tsv"
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/train.py"
-
-
-def trained_inputs(wildcards):
-    if not METHODS[wildcards.method].trainable:
-        return {}
-    return {"model": RUN_DIR.format(**wildcards) + "/model.pt",
-            "record": RUN_DIR.format(**wildcards) + "/train.json"}
 
 
 rule tune:
@@ -43,14 +38,10 @@ rule tune:
         f"results/logs/tune/{RUN_LOG}.log",
     benchmark:
         f"results/benchmarks/tune/{RUN_LOG}.tsv"
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/tune.py"
-
-
-def tuned_inputs(wildcards):
-    if not METHODS[wildcards.method].tuning:
-        return {}
-    return {"tuning": RUN_DIR.format(**wildcards) + "/tuning.json"}
 
 
 rule evaluate:
@@ -72,6 +63,8 @@ rule evaluate:
         f"results/logs/evaluate/{RUN_LOG}.log",
     benchmark:
         f"results/benchmarks/evaluate/{RUN_LOG}.tsv"
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/evaluate.py"
 
@@ -79,7 +72,7 @@ rule evaluate:
 rule nearest_training:
     input:
         task="results/tasks/{task}.pt",
-        sources=code_files(),
+        sources=RESULT_CODE,
     output:
         images="results/runs/{task}/nearest-train/none/seed{seed}/images.csv",
         run="results/runs/{task}/nearest-train/none/seed{seed}/run.json",
@@ -91,5 +84,7 @@ rule nearest_training:
         "results/logs/nearest_training/{task}/seed{seed}.log",
     benchmark:
         "results/benchmarks/nearest_training/{task}/seed{seed}.tsv"
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/nearest_training.py"

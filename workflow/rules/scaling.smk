@@ -35,13 +35,16 @@ rule scaling_point:
         "results/logs/scaling/{study}/{method}/{value}.log",
     benchmark:
         "results/benchmarks/scaling/{study}/{method}/{value}.tsv"
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/scaling_point.py"
 
 
 rule scaling:
     input:
-        [SCALING_POINT.format(study=s, method=m, value=v) for s, m, v in SCALING_POINTS],
+        points=[SCALING_POINT.format(study=s, method=m, value=v) for s, m, v in SCALING_POINTS],
+        code=package_inputs([PACKAGE / "scaling.py"]),
     output:
         table=report("results/scaling/scaling.csv", caption="../report/scaling.rst", category="Scaling"),
         figures=[
@@ -53,5 +56,7 @@ rule scaling:
         studies=SCALING["studies"],
     log:
         "results/logs/scaling.log",
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/scaling.py"
