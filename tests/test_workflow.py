@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import snakemake
+from conftest import copy_workflow, snakemake
 from deqbench.config import ROOT, load_yaml
 from deqbench.methods import discover
 
@@ -173,32 +173,74 @@ def planned_jobs(workdir, *args, env=None) -> dict[str, int]:
     """Rule name to the number of its jobs that a dry run would run."""
     result = snakemake(workdir, "-n", *args, "--quiet", "rules", env=env)
     counts = (line.split() for line in result.stdout.splitlines())
-    return {words[0]: int(words[1]) for words in counts if len(words) == 2 and words[1].isdigit()}
+    return {words[0]: int(words[1]) for words in counts
+            if len(words) == 2 and words[1].isdigit() and words[0] != "total"}
+
+
+def copied(workdir, tmp_path):
+    """``workdir`` copied as `cp -a` does, timestamps kept, to a new folder."""
+    return shutil.copytree(workdir, tmp_path / "copy", copy_function=shutil.copy2, symlinks=True)
+
+
+TWO_METHODS = ("--profile", "profiles/smoke", "--config", "methods=['direct','deq-jfb']")
+TWO_METHODS_OUTPUTS = ("results/leaderboard.csv", "results/report/index.html")
+
+
+def package_first(workdir) -> dict:
+    """The environment that imports the package from ``workdir``."""
+    return {"PYTHONPATH": str(workdir)}
+
+
+@pytest.fixture(scope="module")
+def run_with_its_package(tmp_path_factory):
+    """Two methods run to the leaderboard and the page in a workspace holding its own copy of
+    the package, first on the path: tests copy it to move it or edit the package."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("with-package"))
+    shutil.copytree(ROOT / "deqbench", workdir / "deqbench", ignore=shutil.ignore_patterns("__pycache__"))
+    snakemake(workdir, *TWO_METHODS_OUTPUTS, *TWO_METHODS, env=package_first(workdir))
+    return workdir
 
 
 @pytest.mark.slow
-def test_editing_result_code_reruns_the_runs_and_marks_them_stale_but_report_code_does_not(workspace):
-    """The package is copied into the workspace, first on the path, so that the test can
-    edit it: a solver edit schedules every run again and makes the finished ones stale on
-    the leaderboard; a report edit does neither."""
-    shutil.copytree(ROOT / "deqbench", workspace / "deqbench", ignore=shutil.ignore_patterns("__pycache__"))
-    env = {"PYTHONPATH": str(workspace)}
-    args = ("results/leaderboard.csv", "--profile", "profiles/smoke", "--config", "methods=['direct','deq-jfb']")
-    snakemake(workspace, *args, env=env)
+def test_a_finished_run_copied_elsewhere_plans_nothing(smoke_run, tmp_path):
+    """The package imported from the checkout, outside the workspace: inputs by absolute path."""
+    assert planned_jobs(copied(smoke_run, tmp_path), "--profile", "profiles/smoke") == {}
+
+
+@pytest.mark.slow
+def test_a_finished_run_copied_with_its_package_plans_nothing(run_with_its_package, tmp_path):
+    """The package inside the workspace: inputs relative to it."""
+    workdir = copied(run_with_its_package, tmp_path)
+    assert planned_jobs(workdir, *TWO_METHODS_OUTPUTS, *TWO_METHODS, env=package_first(workdir)) == {}
+
+
+@pytest.mark.slow
+def test_editing_result_code_reruns_the_runs_and_marks_them_stale_but_presentation_code_only_re_renders(
+        run_with_its_package, tmp_path):
+    """A report edit plans the page alone, a statistics edit the leaderboard and the page, and
+    neither makes a run stale; a solver edit schedules every run again and makes the
+    finished ones stale on the leaderboard."""
+    workdir = copied(run_with_its_package, tmp_path)
+    env = package_first(workdir)
+    args = (*TWO_METHODS_OUTPUTS, *TWO_METHODS)
     runs = {"train": 4, "evaluate": 6}  # deq-jfb: 2 tasks x 2 losses trained; direct: evaluated only
 
+    def edit(module):
+        with open(workdir / "deqbench" / module, "a") as code:
+            code.write(f"# an edit of {module}\n")
+
     def statuses():
-        snakemake(workspace, *args, "--forcerun", "leaderboard", "--allowed-rules", "leaderboard", env=env)
-        table = pd.read_csv(workspace / "results" / "leaderboard.csv")
+        snakemake(workdir, "results/leaderboard.csv", *TWO_METHODS, "--forcerun", "leaderboard",
+                  "--allowed-rules", "leaderboard", env=env)
+        table = pd.read_csv(workdir / "results" / "leaderboard.csv")
         return set(table[table["method"].isin(["direct", "deq-jfb"])]["status"])
 
-    assert planned_jobs(workspace, *args, env=env) == {}
-    with open(workspace / "deqbench" / "report.py", "a") as report:
-        report.write("# an edit of the report code\n")
-    assert planned_jobs(workspace, *args, env=env) == {}
+    edit("report.py")
+    assert planned_jobs(workdir, *args, env=env) == {"report": 1}
+    edit("statistics.py")
+    assert planned_jobs(workdir, *args, env=env) == {"leaderboard": 1, "report": 1}
     assert statuses() == {"ok"}
-    with open(workspace / "deqbench" / "blocks" / "solvers.py", "a") as solvers:
-        solvers.write("# an edit of a solver\n")
-    planned = planned_jobs(workspace, *args, env=env)
+    edit("blocks/solvers.py")
+    planned = planned_jobs(workdir, *args, env=env)
     assert {rule: planned.get(rule) for rule in runs} == runs
     assert statuses() == {"stale"}
