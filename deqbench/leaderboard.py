@@ -36,9 +36,9 @@ from deqbench.io import read_json, write_bytes_atomic
 from deqbench.losses import LOSSES
 from deqbench.methods import load_method
 from deqbench.provenance import code_fingerprint
-from deqbench.statistics import bootstrap_interval
+from deqbench.statistics import bootstrap_interval, compare_entries, ranks
 
-SUMMARY_COLUMNS = ["task", "loss", "method", "name", "family", "status", "reason",
+SUMMARY_COLUMNS = ["task", "loss", "method", "name", "family", "status", "reason", "rank",
                    "psnr", "psnr_ci95", "psnr_seed_std", "n_seeds", "ssim", "ssim_ci95", "ood_psnr",
                    "ood_psnr_ci95", "n_test", "n_ood", "tuned_on", "protocol_version"]  # the CSV's first columns
 COLUMNS = [*SUMMARY_COLUMNS, "equivariance_error", "parameters", "flops_per_image", "test_ms", "test_ms_per_draw",
@@ -46,7 +46,7 @@ COLUMNS = [*SUMMARY_COLUMNS, "equivariance_error", "parameters", "flops_per_imag
            "gradient_cosine_median", "gradient_cosine_min", "fidelity_unconverged_references",
            "spectral_radius_max", "test_capped_share", "val_trend_last_quarter_db",
            "undertrained"]  # every column a reader may rely on
-MARKDOWN_COLUMNS = ["name", "family", "psnr", "psnr_seed_std", "n_seeds", "ssim", "ood_psnr", "tuned_on", "equivariance_error",
+MARKDOWN_COLUMNS = ["rank", "name", "family", "psnr", "psnr_seed_std", "n_seeds", "ssim", "ood_psnr", "tuned_on", "equivariance_error",
                     "parameters", "flops_per_image", "test_ms", "test_ms_per_draw",
                     "train_min", "tune_min", "train_peak_mb", "test_peak_mb", "fp_forward_iterations",
                     "train_fp_backward_iterations", "fixed_point_warning", "backward_capped_steps", "test_capped_share",
@@ -430,14 +430,49 @@ def scores(run_files: list[str | Path], fingerprints: dict[str, str], code: str)
     return table[columns].sort_values(columns[:7], kind="stable", ignore_index=True)
 
 
+def entry_id(row: pd.Series) -> str:
+    """Identifies a row within its task: method folder and loss."""
+    return f"{row['method']}/{row['loss']}"
+
+
+def section_comparisons(rows: pd.DataFrame, images: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Paired comparisons between the ok rows of one section on their test images, over
+    their training seeds (:func:`deqbench.statistics.compare_entries`). ``images``: per-image
+    PSNR with ``task``, ``method``, ``loss``, ``seed``, ``split``, ``image``."""
+    ok = rows.loc[rows["status"] == "ok", ["task", "method", "loss"]]
+    test = images[images["split"] == "test"].merge(ok, on=["task", "method", "loss"])
+    scores = test.assign(entry=test["method"] + "/" + test["loss"])[["entry", "seed", "image", "psnr"]]
+    return compare_entries(scores, seed)
+
+
+def section_ranks(rows: pd.DataFrame, comparisons: pd.DataFrame) -> dict[str, int]:
+    """Rank of each ok row of a section with a PSNR: one plus the number of rows whose paired
+    interval lies above it (:func:`deqbench.statistics.ranks`; rows no interval separates tie)."""
+    return ranks(comparisons, [entry_id(r) for _, r in rows.iterrows() if r["status"] == "ok" and pd.notna(r["psnr"])])
+
+
+def with_ranks(table: pd.DataFrame, images: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """``table`` with ``rank``: a trained row's rank in its section (:func:`section_ranks`). A
+    reference row (loss ``none``) appears in every section of its task, with a rank in each,
+    so its ``rank`` is left blank here and shown per section in the Markdown and on the page."""
+    table = table.assign(rank=np.nan)
+    for task, loss in sections(table):
+        rows = section(table, task, loss)
+        place = section_ranks(rows, section_comparisons(rows, images, seed))
+        trained = rows.index[rows["loss"] == loss]
+        table.loc[trained, "rank"] = [place.get(entry_id(table.loc[i]), np.nan) for i in trained]
+    return table
+
+
 def fmt_ci(mean: float, half: float, digits: int) -> str:
     if pd.isna(mean):
         return ""
     return f"{mean:.{digits}f}" + ("" if pd.isna(half) else f" ± {half:.{digits}f}")
 
 
-def markdown(table: pd.DataFrame) -> str:
-    """One Markdown table per task x loss; reference rows (loss ``none``) appear in each."""
+def markdown(table: pd.DataFrame, images: pd.DataFrame | None = None, seed: int = 0) -> str:
+    """One Markdown table per task x loss; reference rows (loss ``none``) appear in each,
+    ranked within it when ``images`` (per-image PSNR, :func:`section_comparisons`) is given."""
     parts = ["# Leaderboard\n",
              "Gates (unreliable, undertrained): config/protocol.yaml. "
              "Mean over training seeds and test images ± half the width of the 95% two-level "
@@ -445,6 +480,9 @@ def markdown(table: pd.DataFrame) -> str:
              "per-seed mean PSNR. Times and memory compare only within one machine.\n"]
     for task, loss in sections(table):
         rows = section(table, task, loss)
+        if images is not None:
+            place = section_ranks(rows, section_comparisons(rows, images, seed))
+            rows["rank"] = [place.get(entry_id(r)) for _, r in rows.iterrows()]
         rows["psnr"] = [fmt_ci(m, h, 2) for m, h in zip(rows["psnr"], rows["psnr_ci95"])]
         rows["ssim"] = [fmt_ci(m, h, 3) for m, h in zip(rows["ssim"], rows["ssim_ci95"])]
         rows["ood_psnr"] = [fmt_ci(m, h, 2) for m, h in zip(rows["ood_psnr"], rows["ood_psnr_ci95"])]
@@ -474,9 +512,11 @@ def write(run_files: list[str], task_names: list[str], method_dirs: list[str],
     fingerprints = {name: method.fingerprint() for name, method in methods.items()}
     table = build(run_files, task_names, definitions, invalid, fingerprints, code_fingerprint(),
                   load_protocol(protocol_file), seed)
+    long = scores(run_files, fingerprints, code_fingerprint())
+    psnr = long[long["metric"] == "psnr"].rename(columns={"value": "psnr"})
+    table = with_ranks(table, psnr, seed)
     write_bytes_atomic(table.to_csv(index=False).encode(), out_csv)
-    write_bytes_atomic(markdown(table).encode(), out_md)
+    write_bytes_atomic(markdown(table, psnr, seed).encode(), out_md)
     if out_scores:
-        long = scores(run_files, fingerprints, code_fingerprint())
         write_bytes_atomic(long.to_csv(index=False).encode(), out_scores[0])
         write_bytes_atomic(long.to_parquet(index=False), out_scores[1])

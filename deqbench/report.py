@@ -22,7 +22,6 @@ import pandas as pd
 from deqbench import figures, leaderboard
 from deqbench.evaluation import IMAGE_COLUMNS
 from deqbench.io import load_torch, read_json, write_bytes_atomic
-from deqbench.statistics import compare_entries, ranks
 
 SUMMARY_FIGURES = {
     "quality": "PSNR and SSIM, mean over test images with 95% confidence intervals. A red x marks a "
@@ -106,20 +105,6 @@ def present(value: object) -> bool:
     return value is not None and not (isinstance(value, float) and np.isnan(value)) and value != ""
 
 
-def entry_id(row: pd.Series) -> str:
-    """Identifies a row within its task: method folder and loss."""
-    return f"{row['method']}/{row['loss']}"
-
-
-def section_comparisons(rows: pd.DataFrame, images: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """Paired comparisons between the ok rows of one section on their test images, over
-    their training seeds (:func:`deqbench.statistics.compare_entries`)."""
-    ok = rows.loc[rows["status"] == "ok", ["task", "method", "loss"]]
-    test = images[images["split"] == "test"].merge(ok, on=["task", "method", "loss"])
-    scores = test.assign(entry=test["method"] + "/" + test["loss"])[["entry", "seed", "image", "psnr"]]
-    return compare_entries(scores, seed)
-
-
 def expected(column: str, row: pd.Series) -> bool:
     """Whether a run with results should have recorded ``column``: training columns for
     trained runs, fixed-point columns for DEQs, tuning time never (few methods tune);
@@ -197,7 +182,7 @@ def leaderboard_table(rows: pd.DataFrame, rank: dict[str, int]) -> str:
         for c in columns)
     body = []
     for _, row in rows.iterrows():
-        place = rank.get(entry_id(row))
+        place = rank.get(leaderboard.entry_id(row))
         cells = [f'<td data-sort="{place}">{place}</td>' if place else EMPTY,
                  text_cell(row["name"], esc(row["name"]) if row["family"] == "oracle" else  # no folder
                            f'<a href="../../methods/{esc(row["method"])}/">{esc(row["name"])}</a>'),
@@ -214,7 +199,7 @@ def comparison_matrix(rows: pd.DataFrame, comparisons: pd.DataFrame) -> str:
     ok = rows[(rows["status"] == "ok") & rows["psnr"].notna()].sort_values("psnr", ascending=False)
     if len(ok) < 2 or comparisons.empty:
         return "<p>Fewer than two runs with results: nothing to compare.</p>"
-    labels = {entry_id(r): f'{r["name"]} ({r["loss"]})' for _, r in ok.iterrows()}
+    labels = {leaderboard.entry_id(r): f'{r["name"]} ({r["loss"]})' for _, r in ok.iterrows()}
     lookup = comparisons.set_index(["entry_a", "entry_b"])
     head = "".join(f'<th class="text">{esc(label)}</th>' for label in labels.values())
     body = []
@@ -238,7 +223,7 @@ def comparison_matrix(rows: pd.DataFrame, comparisons: pd.DataFrame) -> str:
 
 
 def winners(rows: pd.DataFrame, rank: dict[str, int]) -> str:
-    best = [f'{r["name"]} ({r["loss"]})' for _, r in rows.iterrows() if rank.get(entry_id(r)) == 1]
+    best = [f'{r["name"]} ({r["loss"]})' for _, r in rows.iterrows() if rank.get(leaderboard.entry_id(r)) == 1]
     if len(rank) < 2:
         return ""
     claim = "beats every other run" if len(best) == 1 else "are not separated from each other and none is beaten"
@@ -286,10 +271,9 @@ def render(table: pd.DataFrame, images: pd.DataFrame, figures: dict[str, Path], 
     sections, nav, all_comparisons = [], [], []
     for task, loss in leaderboard.sections(table):
         rows = leaderboard.section(table, task, loss)
-        comparisons = section_comparisons(rows, images, seed)
+        comparisons = leaderboard.section_comparisons(rows, images, seed)
         all_comparisons.append(comparisons.assign(task=task, loss=loss))
-        rank = ranks(comparisons, [entry_id(r) for _, r in rows.iterrows()
-                                   if r["status"] == "ok" and present(r["psnr"])])
+        rank = leaderboard.section_ranks(rows, comparisons)
         anchor = f"{task}-{loss}"
         nav.append(f'<a href="#{esc(anchor)}">{esc(task)}, {esc(loss)}</a>')
         recon = figures.get(f"reconstructions_{task}_{loss}")

@@ -181,3 +181,25 @@ def test_the_markdown_shows_cosines_to_four_decimals_so_an_inexact_step_is_visib
     assert {"0.9999", "0.9889", "0.915"} <= set(cells)  # at 2 decimals both cosines read 0.99
     assert {"12345", "2.50"} <= set(cells) and "GFLOPs/img" in text
     assert "## ct, loss `sup`, protocol version 2" in text
+
+
+def test_rank_is_one_plus_the_rows_whose_paired_interval_lies_above():
+    from deqbench.leaderboard import markdown, with_ranks
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(25, 2, size=16)
+    offsets = {("a", "sup"): 2.0, ("b", "sup"): 0.0, ("c", "sup"): 0.01, ("fbp", "none"): -3.0}
+    images = pd.concat([pd.DataFrame({"task": "ct", "method": m, "loss": l, "seed": s, "split": "test",
+                                      "image": range(16), "psnr": base + offset + rng.normal(0, 0.5, 16)})
+                        for (m, l), offset in offsets.items() for s in (0, 1)])
+    table = pd.DataFrame([{"task": "ct", "method": m, "loss": l, "name": m, "family": "x", "status": "ok",
+                           "reason": "", "psnr": 25 + offset} for (m, l), offset in offsets.items()])
+    ranked = with_ranks(table, images, seed=0).set_index("method")["rank"]
+    assert ranked["a"] == 1 and ranked["b"] == ranked["c"] == 2  # b and c tie: no interval separates them
+    assert np.isnan(ranked["fbp"])  # a reference row is ranked per section, in the Markdown
+    sup = markdown(table.assign(psnr_ci95=0.1, ssim=0.5, ssim_ci95=0.01, ood_psnr=np.nan, ood_psnr_ci95=np.nan,
+                                protocol_version=2), images).split("## ct, loss `ei`")[0]
+    header = next(line for line in sup.splitlines() if "PSNR (dB)" in line)
+    assert header.split("|")[1].strip() == "rank"
+    fbp_line = next(line for line in sup.splitlines() if "| fbp" in line)
+    assert fbp_line.split("|")[1].strip() == "4"  # below a, and below b and c, which tie at 2
