@@ -202,9 +202,11 @@ def run_with_its_package(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_a_finished_run_copied_elsewhere_plans_nothing(smoke_run, tmp_path):
-    """The package imported from the checkout, outside the workspace: inputs by absolute path."""
-    assert planned_jobs(copied(smoke_run, tmp_path), "--profile", "profiles/smoke") == {}
+def test_a_finished_run_copied_elsewhere_plans_what_the_original_plans(smoke_run, tmp_path):
+    """The package imported from the checkout, outside the workspace: inputs by absolute path.
+    Nothing unless the checkout's package changed since the run."""
+    args = ("--profile", "profiles/smoke")
+    assert planned_jobs(copied(smoke_run, tmp_path), *args) == planned_jobs(smoke_run, *args)
 
 
 @pytest.mark.slow
