@@ -30,7 +30,7 @@ import torch
 from deqbench.config import ROOT
 
 PACKAGE = Path(__file__).resolve().parent
-PRESENTATION = ("leaderboard.py", "report.py", "figures.py", "statistics.py", "scaling.py", "check.py")
+PRESENTATION = ("leaderboard.py", "report.py", "figures.py", "statistics.py", "scaling.py", "check.py", "progress.py")
 LIBRARIES = ("torch", "deepinv", "numpy", "scikit-image", "snakemake")
 
 
