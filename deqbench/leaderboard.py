@@ -482,7 +482,7 @@ def markdown(table: pd.DataFrame, images: pd.DataFrame | None = None, seed: int 
         rows = section(table, task, loss)
         if images is not None:
             place = section_ranks(rows, section_comparisons(rows, images, seed))
-            rows["rank"] = [place.get(entry_id(r)) for _, r in rows.iterrows()]
+            rows["rank"] = [str(place[entry_id(r)]) if entry_id(r) in place else None for _, r in rows.iterrows()]
         rows["psnr"] = [fmt_ci(m, h, 2) for m, h in zip(rows["psnr"], rows["psnr_ci95"])]
         rows["ssim"] = [fmt_ci(m, h, 3) for m, h in zip(rows["ssim"], rows["ssim_ci95"])]
         rows["ood_psnr"] = [fmt_ci(m, h, 2) for m, h in zip(rows["ood_psnr"], rows["ood_psnr_ci95"])]
