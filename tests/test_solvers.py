@@ -94,31 +94,33 @@ def test_equilibrium_without_a_graph_returns_the_fixed_point_and_forward_stats()
 
 
 def stalling_map():
-    """x -> M x + b + 0.05 tanh(x) in float32 (batch of 2, size 128), M = Q T Q^T with T upper
-    triangular: eigenvalues uniform in [0.95, 0.995], above the diagonal N(0, 0.02^2 / 128)
-    (non-normal: ||M|| ~ 1.002, spectral radius 0.9946 at the fixed point). Seed 2 of 6 of this
-    family searched at tol 1e-5: Anderson with history 20 creeps at 5-6e-5 (best 5.1e-5 in
-    1000 iterations, in float64 too), history 5 converges in 143 iterations."""
-    size, generator = 128, torch.Generator().manual_seed(2)
+    """x -> M x + b + 0.2 tanh(x) in float64 (batch of 2, size 64), M = Q T Q^T with T upper
+    triangular: eigenvalues uniform in [0.95, 0.995], above the diagonal N(0, 0.02^2 / 64)
+    (a clustered, slightly non-normal spectrum near 1 plus a nonlinearity). Seed 2 of a
+    search over such maps (tests' seeds 0-5, sizes 64 and 128, three spectra, two
+    nonlinearities) for one on which Anderson with history 20 stalls far above tolerance
+    (3.7e-3 after 400 iterations at tol 1e-5) while history 5 converges (158 iterations).
+    float64, so that the stall does not hang on one CPU's rounding."""
+    size, generator = 64, torch.Generator().manual_seed(2)
     eigenvalues = 0.95 + 0.045 * torch.rand(size, generator=generator, dtype=torch.float64)
     upper = 0.02 * torch.triu(torch.randn(size, size, generator=generator, dtype=torch.float64), 1) / size ** 0.5
     q, _ = torch.linalg.qr(torch.randn(size, size, generator=generator, dtype=torch.float64))
-    matrix = (q @ (torch.diag(eigenvalues) + upper) @ q.T).float()
-    offset = torch.randn(2, size, generator=generator)
-    return lambda x: x @ matrix.T + offset + 0.05 * torch.tanh(x), torch.zeros_like(offset)
+    matrix = q @ (torch.diag(eigenvalues) + upper) @ q.T
+    offset = torch.randn(2, size, generator=generator, dtype=torch.float64)
+    return lambda x: x @ matrix.T + offset + 0.2 * torch.tanh(x), torch.zeros_like(offset)
 
 
 def test_anderson_restarts_with_a_short_history_when_a_long_one_stalls():
     f, x0 = stalling_map()
     settings = SolverSettings(tol=1e-5, max_iter=400, anderson=20)
     stalled = fixed_point(f, x0, replace(settings, stall_patience=0))
-    assert not stalled.converged and stalled.iterations == 400 and stalled.residual.max() > 5e-5
+    assert not stalled.converged and stalled.iterations == 400 and stalled.residual.max() > 100 * settings.tol
     short = fixed_point(f, x0, replace(settings, anderson=5))
-    assert short.converged and short.iterations < 200  # 143 here
+    assert short.converged and short.iterations < 250  # 158 here
     restarted = fixed_point(f, x0, settings)
     assert restarted.converged and restarted.residual.max() <= 1e-5
     assert restarted.stats("forward")["forward_restarts"] == 1.0
-    # history 20 until 20 iterations without progress (96 here), then history 5 from x0 (143)
+    # history 20 until 20 iterations without progress (23 here), then history 5 from x0 (158)
     assert torch.equal(restarted.x, short.x) and restarted.iterations > short.iterations + 20
 
 
