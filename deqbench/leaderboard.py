@@ -211,6 +211,7 @@ def run_row(run: dict, images: pd.DataFrame, definition: dict, gates: dict) -> d
         "test_peak_mb": evaluation.get("test_peak_memory_mb", float("nan")),
         "train_min": train.get("train_time_s", float("nan")) / 60,
         "train_step_s": train.get("step_time_median_s", float("nan")),
+        "train_step_cpu_s": train.get("step_cpu_time_median_s", float("nan")),
         "train_peak_mb": train.get("train_peak_memory_mb", float("nan")),
         "tune_min": tuning.get("tune_time_s", float("nan")) / 60,
         "steps": train.get("steps"), "batch_size": train.get("batch_size"),

@@ -84,10 +84,14 @@ class PeakMemory:
 
 @contextmanager
 def timed(device: torch.device):
-    """Wall time of a region, synchronising CUDA on entry and exit."""
+    """Wall time (``seconds``) and the process's CPU time (``cpu_seconds``) of a region,
+    synchronising CUDA on entry and exit. On a CPU shared with other work, wall time
+    measures the load as well; CPU time (all threads of this process) does not, and with
+    one thread a job it is the compute time of a CPU run. On GPU it is not."""
     box = {}
     synchronize(device)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     yield box
     synchronize(device)
     box["seconds"] = time.perf_counter() - start
+    box["cpu_seconds"] = time.process_time() - cpu_start

@@ -148,7 +148,7 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
         # deepinv's noise model swaps its generator object on every call: look it up each time.
         return {"batches": batches, "transforms": transforms, "noise": task.physics.noise_model.rng}
 
-    start, history, step_times, solver_stats, measured, curve, best = 0, [], [], [], [], [], None
+    start, history, step_times, step_cpu_times, solver_stats, measured, curve, best = 0, [], [], [], [], [], [], None
     fidelity_every, validation_every = settings.get("fidelity_every", 0), settings.get("validation_every", 0)
     stopping, stopped = settings.get("early_stopping"), False
     if stopping and not validation_every:
@@ -166,6 +166,7 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
             generator.set_state(state["rng"][name])
         torch.set_rng_state(state["rng"]["torch"])
         start, history, step_times = state["step"], state["history"], state["step_times"]
+        step_cpu_times = state["step_cpu_times"]
         solver_stats, measured, curve = state["solver_stats"], state["fidelity"], state["validation"]
         best = state.get("best")
         stopped = bool(stopping and curve) and plateau(curve, **stopping)[1]
@@ -203,6 +204,7 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
                 if schedule is not None:
                     schedule.step()
             step_times.append(compute["seconds"] + update["seconds"])
+            step_cpu_times.append(compute["cpu_seconds"] + update["cpu_seconds"])
             if sum(step_times) > settings.get("time_budget_s", math.inf):
                 raise MethodError(f"step {step}: training exceeded its budget of {settings['time_budget_s']} s")
             history.append(loss.item())
@@ -225,7 +227,8 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "schedule": schedule.state_dict() if schedule is not None else None,
                     "rng": {**{n: g.get_state() for n, g in generators().items()}, "torch": torch.get_rng_state()},
-                    "step": done, "history": history, "step_times": step_times, "identity": identity,
+                    "step": done, "history": history, "step_times": step_times, "step_cpu_times": step_cpu_times,
+                    "identity": identity,
                     "solver_stats": solver_stats, "fidelity": measured, "validation": curve, "best": best,
                 }, checkpoint)
             if stopped:
@@ -246,6 +249,7 @@ def train(model: torch.nn.Module, task: Task, loss_name: str, settings: dict, se
         "loss_history": history,
         "train_time_s": sum(step_times),
         "step_time_median_s": statistics.median(step_times) if step_times else float("nan"),
+        "step_cpu_time_median_s": statistics.median(step_cpu_times) if step_cpu_times else float("nan"),
         "train_wall_s_this_process": wall["seconds"],
         "train_peak_memory_mb": memory.peak_mb,
         "memory_kind": memory.kind,
