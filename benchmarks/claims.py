@@ -48,12 +48,13 @@ import pandas as pd
 
 from deqbench.io import read_json
 from deqbench.leaderboard import PROTOCOL, load_protocol, tasks_of
+from deqbench.metrics import METRICS
 from deqbench.statistics import resampled_means, score_tables
 
 COSTS = ["train_step_cpu_s", "train_step_s", "train_min", "test_ms"]
 CLAIM_COLUMNS = ["claim", "a - b", "metric", "claimed", "difference", "95% interval", "Holm interval", "p (Holm)",
                  "cost ratio", "seeds", "images", "verdict", "undertrained"]
-DIGITS = {"psnr": 2, "ssim": 3, "equivariance_error": 4}
+DIGITS = {**{name: metric.digits for name, metric in METRICS.items()}, "equivariance_error": 4}
 
 
 def per_image(results: Path, tasks: list[str]) -> pd.DataFrame:

@@ -1,10 +1,10 @@
-"""Per-image quality (PSNR and SSIM, :mod:`deqbench.metrics`), test time and memory of a
-reconstruction method.
+"""Per-image quality (every metric of :data:`deqbench.metrics.METRICS`), test time and
+memory of a reconstruction method.
 
 Test time is measured per image (batch of one) after ``warmup`` untimed passes, with
 CUDA synchronisation on GPU. A model with random draws (any
 :class:`deqbench.blocks.SeededDraws`, e.g. ODER's measurement subsets) reconstructs each
-image ``draws`` times: its PSNR and SSIM are the means over the draws, the spread between
+image ``draws`` times: its scores are the means over the draws, the spread between
 draws is kept as ``psnr_draw_std``, its ``seconds`` are those of all draws together (the
 cost of the score it gets), ``seconds_per_draw`` = ``seconds`` / ``draws`` beside them, and
 its fixed-point statistics are the first draw's.
@@ -25,11 +25,15 @@ from deqbench.blocks.data import draws_at_random
 from deqbench.equivariance import equivariance_errors, rotation_angles
 from deqbench.measure import PeakMemory, timed
 from deqbench.methods import check_output
-from deqbench.metrics import psnr, ssim
-from deqbench.tasks import Task, magnitude
+from deqbench.metrics import METRICS, RANKED, score_all, scorable
+from deqbench.tasks import Task
 
 SCORED_SPLITS = ("test", "ood")
-IMAGE_COLUMNS = ["split", "image", "psnr", "ssim", "seconds", "seconds_per_draw"]  # of every per-image row
+
+
+def image_columns() -> list[str]:
+    """The columns of every per-image row."""
+    return ["split", "image", *METRICS, "seconds", "seconds_per_draw"]
 
 
 def dense_product_flops(a: torch.Tensor, b: torch.Tensor, *args, out_val=None, **kwargs) -> int:
@@ -57,7 +61,7 @@ def evaluate(model: torch.nn.Module, task: Task, device: torch.device, warmup: i
              seed: int = 0, draws: int = 1) -> tuple[list[dict], dict]:
     """Score ``model`` on the test and out-of-distribution splits.
 
-    Returns one row per image (split, index, psnr, ssim, seconds of all draws, seconds per
+    Returns one row per image (split, index, every metric, seconds of all draws, seconds per
     draw, any fixed-point statistics the model exposes as ``model.stats``, for a model with
     random draws the draw-to-draw PSNR standard deviation and, for the first test images,
     the equivariance error under rotations drawn from ``seed``) and the evaluation summary
@@ -75,21 +79,21 @@ def evaluate(model: torch.nn.Module, task: Task, device: torch.device, warmup: i
             for _ in range(min(warmup, len(ys))):
                 model(ys[:1], task.physics)
             for index in range(len(ys)):
-                truth = magnitude(xs[index:index + 1])[0].numpy().astype(np.float64)
+                truth = scorable(xs[index:index + 1])[0]
                 scores, seconds = [], 0.0
                 for draw in range(draws):
                     with timed(device) as clock:
                         estimate = model(ys[index:index + 1], task.physics)
                     seconds += clock["seconds"]
                     check_output(estimate, torch.Size((1, *xs.shape[1:])))
-                    est = magnitude(estimate.float().cpu())[0].numpy().astype(np.float64)
-                    scores.append((psnr(truth, est), ssim(truth, est)))
+                    scores.append(score_all(truth, scorable(estimate)[0]))
                     if draw == 0:
                         stats = {f"fp_{k}": v for k, v in (getattr(model, "stats", None) or {}).items()}
-                psnrs, ssims = zip(*scores)
-                rows.append({"split": split, "image": index, "psnr": float(np.mean(psnrs)),
-                             "ssim": float(np.mean(ssims)), "seconds": seconds, "seconds_per_draw": seconds / draws,
-                             **stats, **({"psnr_draw_std": float(np.std(psnrs, ddof=1))} if draws > 1 else {})})
+                ranked = [score[RANKED] for score in scores]
+                rows.append({"split": split, "image": index,
+                             **{name: float(np.mean([score[name] for score in scores])) for name in METRICS},
+                             "seconds": seconds, "seconds_per_draw": seconds / draws, **stats,
+                             **({f"{RANKED}_draw_std": float(np.std(ranked, ddof=1))} if draws > 1 else {})})
     errors = equivariance_errors(model, task, device, seed)
     for row in rows:
         if row["split"] == "test" and row["image"] < len(errors):
@@ -102,19 +106,16 @@ def evaluate(model: torch.nn.Module, task: Task, device: torch.device, warmup: i
 
 def nearest_training_rows(task: Task) -> list[dict]:
     """The memorisation ceiling: for each test and out-of-distribution image, the training
-    image closest to its ground truth (highest PSNR, i.e. lowest squared error), scored
-    like a reconstruction. An oracle, since it looks at the ground truth: a learned row
+    image closest to its ground truth (lowest squared error), scored like a reconstruction. An oracle, since it looks at the ground truth: a learned row
     near it could be recalling the training set rather than reconstructing."""
-    train = magnitude(task.splits["train"]["x"]).numpy().astype(np.float64)
+    train = scorable(task.splits["train"]["x"])
     rows = []
     for split in SCORED_SPLITS:
         if split not in task.splits:
             continue
-        for index, truth in enumerate(magnitude(task.splits[split]["x"]).numpy().astype(np.float64)):
-            scores = [psnr(truth, candidate) for candidate in train]
-            nearest = int(np.argmax(scores))
-            rows.append({"split": split, "image": index, "psnr": scores[nearest],
-                         "ssim": ssim(truth, train[nearest]), "seconds": float("nan"), "seconds_per_draw": float("nan"),
-                         "nearest_train_image": nearest})
+        for index, truth in enumerate(scorable(task.splits[split]["x"])):
+            nearest = int(np.argmin(((train - truth) ** 2).sum(axis=(1, 2))))
+            rows.append({"split": split, "image": index, **score_all(truth, train[nearest]),
+                         "seconds": float("nan"), "seconds_per_draw": float("nan"), "nearest_train_image": nearest})
     return rows
 

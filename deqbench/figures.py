@@ -1,7 +1,7 @@
 """The report's figures, each written as PNG and SVG (matplotlib / seaborn).
 
 Every function takes the leaderboard table, with every column of
-:data:`deqbench.leaderboard.COLUMNS` (and, where it needs pictures, the saved
+:func:`deqbench.leaderboard.columns` (and, where it needs pictures, the saved
 sample reconstructions keyed by ``(task, method, loss)``), draws whatever exists and
 says in the figure what is missing, so that a partial benchmark still renders.
 """
@@ -22,7 +22,7 @@ import seaborn as sns  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from deqbench import leaderboard  # noqa: E402
-from deqbench.metrics import psnr  # noqa: E402
+from deqbench.metrics import METRICS, psnr  # noqa: E402
 from deqbench.statistics import pareto_front  # noqa: E402
 from deqbench.tasks import magnitude  # noqa: E402
 
@@ -91,14 +91,15 @@ def note(axis: plt.Axes, text: str) -> None:
 
 
 def quality_figure(table: pd.DataFrame, stem: str | Path) -> tuple[Path, Path]:
-    """Mean PSNR and SSIM with 95% intervals, per task (columns), method (x) and loss
-    (marker); a failed or stale run, or one missing the metric, is an x on the axis."""
+    """Every registered metric's mean (:data:`deqbench.metrics.METRICS`, one row of panels
+    each) with 95% intervals, per task (columns), method (x) and loss (marker); a failed or
+    stale run, or one missing the metric, is an x on the axis."""
     with style():
-        tasks, figure, axes = task_columns(table, 5.5, 3.25, rows=2)
+        tasks, figure, axes = task_columns(table, 5.5, 3.25, rows=len(METRICS))
         for column, task in enumerate(tasks):
             here = table[(table["task"] == task) & (table["status"] != "invalid")]
             names = sorted(here["name"].dropna().unique())
-            for row, metric in enumerate(("psnr", "ssim")):
+            for row, metric in enumerate(METRICS):
                 axis, label = axes[row, column], leaderboard.label(metric)
                 for offset, loss in zip((-0.2, 0.0, 0.2), LOSS_MARKERS):
                     runs = here[here["loss"] == loss]

@@ -9,6 +9,7 @@ real images and ``equivariance_error`` the mean relative error under rotations
 reliability measures the worst seed's. A row is ``ok`` only when every seed is; otherwise
 it takes the worst status of its seeds, with their reasons. A method that failed, whose
 folder is invalid, or that does not support a loss still gets its row, with the reason.
+Every metric of :data:`deqbench.metrics.METRICS` gets its mean and interval (PSNR, SSIM, NMSE).
 ``parameters`` and ``flops_per_image`` are the evaluation's counts, ``test_ms_per_draw`` the
 median time of one draw of a model with random draws.
 
@@ -35,26 +36,48 @@ from deqbench.config import ROOT, ConfigError, load_validated
 from deqbench.io import read_json, write_bytes_atomic
 from deqbench.losses import LOSSES
 from deqbench.methods import load_method
+from deqbench.metrics import METRICS, RANKED
 from deqbench.provenance import code_fingerprint
 from deqbench.statistics import bootstrap_interval, compare_entries, ranks
 
-SUMMARY_COLUMNS = ["task", "loss", "method", "name", "family", "status", "reason", "rank",
-                   "psnr", "psnr_ci95", "psnr_seed_std", "n_seeds", "ssim", "ssim_ci95", "ood_psnr",
-                   "ood_psnr_ci95", "n_test", "n_ood", "tuned_on", "protocol_version"]  # the CSV's first columns
-COLUMNS = [*SUMMARY_COLUMNS, "equivariance_error", "parameters", "flops_per_image", "test_ms", "test_ms_per_draw",
-           "train_min", "tune_min", "train_peak_mb", "test_peak_mb", "gradient_cosine_initial",
-           "gradient_cosine_median", "gradient_cosine_min", "fidelity_unconverged_references",
-           "spectral_radius_max", "test_capped_share", "val_trend_last_quarter_db",
-           "undertrained"]  # every column a reader may rely on
-MARKDOWN_COLUMNS = ["rank", "name", "family", "psnr", "psnr_seed_std", "n_seeds", "ssim", "ood_psnr", "tuned_on", "equivariance_error",
-                    "parameters", "flops_per_image", "test_ms", "test_ms_per_draw",
-                    "train_min", "tune_min", "train_peak_mb", "test_peak_mb", "fp_forward_iterations",
-                    "train_fp_backward_iterations", "fixed_point_warning", "backward_capped_steps", "test_capped_share",
-                    "gradient_cosine_initial", "gradient_cosine_median", "gradient_cosine_min",
-                    "fidelity_unconverged_references", "spectral_radius_max", "val_trend_last_quarter_db",
-                    "undertrained", "status"]
+
+def quality_columns() -> list[str]:
+    """Each registered metric (:data:`deqbench.metrics.METRICS`) and its interval; the
+    ranked metric's seed spread and the seed count after it."""
+    columns = []
+    for name in METRICS:
+        columns += [name, f"{name}_ci95", *((f"{name}_seed_std", "n_seeds") if name == RANKED else ())]
+    return columns
+
+
+def summary_columns() -> list[str]:
+    """The CSV's first columns."""
+    return ["task", "loss", "method", "name", "family", "status", "reason", "rank", *quality_columns(),
+            "ood_psnr", "ood_psnr_ci95", "n_test", "n_ood", "tuned_on", "protocol_version"]
+
+
+COST_AND_RELIABILITY = ["equivariance_error", "parameters", "flops_per_image", "test_ms", "test_ms_per_draw",
+                        "train_min", "tune_min", "train_peak_mb", "test_peak_mb"]
+
+
+def columns() -> list[str]:
+    """Every column a reader may rely on."""
+    return [*summary_columns(), *COST_AND_RELIABILITY, "gradient_cosine_initial", "gradient_cosine_median",
+            "gradient_cosine_min", "fidelity_unconverged_references", "spectral_radius_max", "test_capped_share",
+            "val_trend_last_quarter_db", "undertrained"]
+
+
+def markdown_columns() -> list[str]:
+    quality = [c for c in quality_columns() if not c.endswith("_ci95")]
+    return ["rank", "name", "family", *quality, "ood_psnr", "tuned_on", *COST_AND_RELIABILITY,
+            "fp_forward_iterations", "train_fp_backward_iterations", "fixed_point_warning", "backward_capped_steps",
+            "test_capped_share", "gradient_cosine_initial", "gradient_cosine_median", "gradient_cosine_min",
+            "fidelity_unconverged_references", "spectral_radius_max", "val_trend_last_quarter_db", "undertrained",
+            "status"]
+
+
 LABELS = {
-    "name": "method", "loss": "loss", "family": "family", "psnr": "PSNR (dB)", "ssim": "SSIM",
+    "name": "method", "loss": "loss", "family": "family",
     "psnr_seed_std": "PSNR seed std", "n_seeds": "seeds",
     "ood_psnr": "OOD PSNR (dB)", "equivariance_error": "equiv. error", "test_ms": "test ms/img",
     "parameters": "parameters", "flops_per_image": "GFLOPs/img", "test_ms_per_draw": "test ms/draw",
@@ -66,7 +89,7 @@ LABELS = {
     "fidelity_unconverged_references": "unconverged references", "test_capped_share": "test solves not at x*",
     "tuned_on": "tuned on", "spectral_radius_max": "spectral radius (max)",
     "val_trend_last_quarter_db": "val. PSNR trend, last quarter (dB)", "undertrained": "undertrained",
-}
+}  # a metric's label is its registry's
 # decimals of the reliability and size columns, in the Markdown and on the report page (others: 2)
 DIGITS = {"parameters": 0, "gradient_cosine_initial": 4, "gradient_cosine_median": 4, "gradient_cosine_min": 4,
           "fidelity_unconverged_references": 0, "spectral_radius_max": 3, "test_capped_share": 2}
@@ -77,13 +100,21 @@ SCORED = ("ok", "oracle", "unreliable")  # statuses whose rows show their metric
 
 
 def label(column: str) -> str:
-    """A column's header; a fixed-point statistic's is its name without ``fp_``."""
+    """A column's header: a metric's label with its direction, else :data:`LABELS`'s; a
+    fixed-point statistic's is its name without ``fp_``."""
+    if column in METRICS:
+        return f"{METRICS[column].label} {'↑' if METRICS[column].higher_is_better else '↓'}"
     return LABELS.get(column, column.replace("fp_", "").replace("_", " "))
 
 
+def digits(column: str) -> int:
+    """Decimals of ``column`` in the Markdown and on the report page."""
+    return METRICS[column].digits if column in METRICS else DIGITS.get(column, 2)
+
+
 def with_all_columns(table: pd.DataFrame) -> pd.DataFrame:
-    """``table`` with every column of :data:`COLUMNS` (NaN where no run recorded it)."""
-    return table.reindex(columns=list(dict.fromkeys([*table.columns, *COLUMNS])))
+    """``table`` with every column of :func:`columns` (NaN where no run recorded it)."""
+    return table.reindex(columns=list(dict.fromkeys([*table.columns, *columns()])))
 
 
 def ordered(rows: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -91,7 +122,7 @@ def ordered(rows: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
     then best PSNR first."""
     order = rows["status"].map(STATUS_ORDER).fillna(len(STATUS_ORDER))
     return (rows.assign(_order=order)
-            .sort_values([*by, "_order", "psnr"], ascending=[True] * (len(by) + 1) + [False])
+            .sort_values([*by, "_order", RANKED], ascending=[True] * (len(by) + 1) + [False])
             .drop(columns="_order"))
 
 
@@ -112,12 +143,18 @@ def section(table: pd.DataFrame, task: str, loss: str) -> pd.DataFrame:
 
 def load_protocol(path: str | Path = PROTOCOL) -> dict:
     """The protocol, validated against ``workflow/schemas/protocol.schema.yaml``; its
-    changelog must end with its version and its claim ids be distinct. Errors name the
+    changelog must end with its version, its claim ids be distinct and its claims' metrics
+    be per-image columns (a registered metric or ``equivariance_error``). Errors name the
     file and the key (:class:`deqbench.config.ConfigError`)."""
     protocol = load_validated(path, "protocol")
     if protocol["changelog"][-1]["version"] != protocol["version"]:
         raise ConfigError(f"{path}: key 'changelog': its last entry is version {protocol['changelog'][-1]['version']}, "
                           f"not the protocol's version {protocol['version']}")
+    claimable = [*METRICS, "equivariance_error"]
+    for claim in protocol["claims"]:
+        if claim["metric"] not in claimable:
+            raise ConfigError(f"{path}: key 'claims' ({claim['id']}): metric '{claim['metric']}' is not one of "
+                              f"{', '.join(claimable)}")
     ids = [claim["id"] for claim in protocol["claims"]]
     if len(set(ids)) < len(ids):
         raise ConfigError(f"{path}: key 'claims': ids used twice: {sorted({i for i in ids if ids.count(i) > 1})}")
@@ -199,7 +236,8 @@ def run_row(run: dict, images: pd.DataFrame, definition: dict, gates: dict) -> d
         "task": run["task"], "loss": run["loss"], "method": run["method"],
         "name": run.get("name", run["method"]), "family": run.get("family", ""),
         "status": run["status"], "reason": run.get("reason", ""),
-        "psnr": test["psnr"].mean(), "ssim": test["ssim"].mean(), "ood_psnr": ood["psnr"].mean(),
+        **{name: test[name].mean() if name in test else float("nan") for name in METRICS},
+        "ood_psnr": ood["psnr"].mean(),
         "n_ood": len(ood),
         "tuned_on": tuning.get("criterion", "") if tuning else "none",  # what choosing hyperparameters saw
         "equivariance_error": float(test["equivariance_error"].mean()) if "equivariance_error" in test else float("nan"),
@@ -243,7 +281,11 @@ WORST_OVER_SEEDS = {"gradient_cosine_min": "min", "gradient_cosine_median": "min
                     "spectral_radius_max": "max", "fidelity_unconverged_references": "max", "fixed_point_warning": "max",
                     "backward_capped_steps": "max", "test_capped_share": "max",
                     "train_peak_mb": "max", "test_peak_mb": "max"}  # other numbers: mean over seeds
-INTERVALS = {"psnr": ("test", "psnr"), "ssim": ("test", "ssim"), "ood_psnr": ("ood", "psnr")}
+
+
+def intervals() -> dict[str, tuple[str, str]]:
+    """Column to (split, per-image metric) of every quality mean with a bootstrap interval."""
+    return {**{name: ("test", name) for name in METRICS}, "ood_psnr": ("ood", "psnr")}
 
 
 def worst_status(statuses) -> str:
@@ -270,12 +312,14 @@ def combine_seeds(per_seed: list[tuple[dict, pd.DataFrame | None]], seed: int) -
     row.update({column: getattr(numbers[column], WORST_OVER_SEEDS.get(column, "mean"))()
                 for column in numbers})
     tables = [images.sort_values("image") for _, images in sorted(per_seed, key=lambda pair: pair[0]["seed"])]
-    for column, (split, metric) in INTERVALS.items():
+    for column, (split, metric) in intervals().items():
+        if not all(metric in t for t in tables):  # recorded before the metric was registered
+            continue
         scores = np.array([t.loc[t["split"] == split, metric].to_numpy() for t in tables], dtype=float)
         interval = bootstrap_interval(scores, seed=seed)
         row.update({column: interval.mean, f"{column}_ci95": (interval.high - interval.low) / 2,
                     f"{column}_low": interval.low, f"{column}_high": interval.high})
-    row["psnr_seed_std"] = frame["psnr"].std(ddof=1) if len(frame) > 1 else float("nan")
+    row[f"{RANKED}_seed_std"] = frame[RANKED].std(ddof=1) if len(frame) > 1 else float("nan")
     return row
 
 
@@ -398,17 +442,22 @@ def build(run_files: list[str | Path], tasks: list[str], methods: dict[str, dict
         for method, reason in invalid.items():
             rows.append(placeholder(task, "", method, {}, "invalid", reason))
     table = pd.DataFrame(rows).assign(protocol_version=protocol["version"])
-    table = table.reindex(columns=list(dict.fromkeys([*SUMMARY_COLUMNS, *table.columns])))
+    table = table.reindex(columns=list(dict.fromkeys([*summary_columns(), *table.columns])))
     return ordered(table, ("task", "loss")).reset_index(drop=True)
 
 
-SCORE_METRICS = ("psnr", "ssim", "equivariance_error", "seconds")  # per image, in the long table
+
+
+def score_metrics() -> list[str]:
+    """The per-image columns of the long table."""
+    return [*METRICS, "equivariance_error", "seconds"]
+
 SCORE_PROVENANCE = ("config_hash", "git_commit", "device", "threads")
 
 
 def scores(run_files: list[str | Path], fingerprints: dict[str, str], code: str) -> pd.DataFrame:
     """Every per-image score of every current run in long format, one row per task, method,
-    loss, seed, split (``test``, ``ood``), image and metric (:data:`SCORE_METRICS`), with the
+    loss, seed, split (``test``, ``ood``), image and metric (:func:`score_metrics`), with the
     run's status (before the protocol's gates) and provenance: the table to re-analyse the
     leaderboard from (its means are the means of ``value`` over seeds and test images).
     Stale runs and runs without scores are left out."""
@@ -419,7 +468,7 @@ def scores(run_files: list[str | Path], fingerprints: dict[str, str], code: str)
         if staleness(run, fingerprints, code) or not images_file.is_file():
             continue
         images = pd.read_csv(images_file)
-        metrics = [m for m in SCORE_METRICS if m in images]
+        metrics = [m for m in score_metrics() if m in images]
         if images.empty or not metrics:
             continue
         long = images.melt(id_vars=["split", "image"], value_vars=metrics, var_name="metric").dropna(subset=["value"])
@@ -442,14 +491,14 @@ def section_comparisons(rows: pd.DataFrame, images: pd.DataFrame, seed: int) -> 
     PSNR with ``task``, ``method``, ``loss``, ``seed``, ``split``, ``image``."""
     ok = rows.loc[rows["status"] == "ok", ["task", "method", "loss"]]
     test = images[images["split"] == "test"].merge(ok, on=["task", "method", "loss"])
-    scores = test.assign(entry=test["method"] + "/" + test["loss"])[["entry", "seed", "image", "psnr"]]
+    scores = test.assign(entry=test["method"] + "/" + test["loss"])[["entry", "seed", "image", RANKED]]
     return compare_entries(scores, seed)
 
 
 def section_ranks(rows: pd.DataFrame, comparisons: pd.DataFrame) -> dict[str, int]:
     """Rank of each ok row of a section with a PSNR: one plus the number of rows whose paired
     interval lies above it (:func:`deqbench.statistics.ranks`; rows no interval separates tie)."""
-    return ranks(comparisons, [entry_id(r) for _, r in rows.iterrows() if r["status"] == "ok" and pd.notna(r["psnr"])])
+    return ranks(comparisons, [entry_id(r) for _, r in rows.iterrows() if r["status"] == "ok" and pd.notna(r[RANKED])])
 
 
 def with_ranks(table: pd.DataFrame, images: pd.DataFrame, seed: int) -> pd.DataFrame:
@@ -484,18 +533,18 @@ def markdown(table: pd.DataFrame, images: pd.DataFrame | None = None, seed: int 
         if images is not None:
             place = section_ranks(rows, section_comparisons(rows, images, seed))
             rows["rank"] = [str(place[entry_id(r)]) if entry_id(r) in place else None for _, r in rows.iterrows()]
-        rows["psnr"] = [fmt_ci(m, h, 2) for m, h in zip(rows["psnr"], rows["psnr_ci95"])]
-        rows["ssim"] = [fmt_ci(m, h, 3) for m, h in zip(rows["ssim"], rows["ssim_ci95"])]
-        rows["ood_psnr"] = [fmt_ci(m, h, 2) for m, h in zip(rows["ood_psnr"], rows["ood_psnr_ci95"])]
+        for column in intervals().keys() & set(rows.columns):
+            half = rows.get(f"{column}_ci95", pd.Series(np.nan, index=rows.index))
+            rows[column] = [fmt_ci(m, h, digits(column)) for m, h in zip(rows[column], half)]
         rows["status"] = [s if s == "ok" else f"{s}: {r}" for s, r in zip(rows["status"], rows["reason"])]
         for column in SHOWN_SCALE.keys() & set(rows.columns):
             rows[column] = rows[column] * SHOWN_SCALE[column]
-        columns = [c for c in MARKDOWN_COLUMNS if c in rows]
-        shown = rows[columns].rename(columns=label)
+        shown_columns = [c for c in markdown_columns() if c in rows]
+        shown = rows[shown_columns].rename(columns=label)
         shown = shown.astype(object).where(shown.notna(), None)  # blank, not "nan"
         parts.append(f"\n## {task}, loss `{loss}`, protocol version {protocol_versions(rows)}\n\n")
         parts.append(tabulate(shown, headers="keys", tablefmt="github", showindex=False,
-                              floatfmt=[f".{DIGITS.get(c, 2)}f" for c in columns], missingval=""))
+                              floatfmt=[f".{digits(c)}f" for c in shown_columns], missingval=""))
         parts.append("\n")
     return "".join(parts)
 
@@ -514,10 +563,10 @@ def write(run_files: list[str], task_names: list[str], method_dirs: list[str],
     table = build(run_files, task_names, definitions, invalid, fingerprints, code_fingerprint(),
                   load_protocol(protocol_file), seed)
     long = scores(run_files, fingerprints, code_fingerprint())
-    psnr = long[long["metric"] == "psnr"].rename(columns={"value": "psnr"})
-    table = with_ranks(table, psnr, seed)
+    ranked = long[long["metric"] == RANKED].rename(columns={"value": RANKED})
+    table = with_ranks(table, ranked, seed)
     write_bytes_atomic(table.to_csv(index=False).encode(), out_csv)
-    write_bytes_atomic(markdown(table, psnr, seed).encode(), out_md)
+    write_bytes_atomic(markdown(table, ranked, seed).encode(), out_md)
     if out_scores:
         write_bytes_atomic(long.to_csv(index=False).encode(), out_scores[0])
         write_bytes_atomic(long.to_parquet(index=False), out_scores[1])

@@ -20,11 +20,11 @@ import numpy as np
 import pandas as pd
 
 from deqbench import figures, leaderboard
-from deqbench.evaluation import IMAGE_COLUMNS
+from deqbench.evaluation import image_columns
 from deqbench.io import load_torch, read_json, write_bytes_atomic
 
 SUMMARY_FIGURES = {
-    "quality": "PSNR and SSIM, mean over test images with 95% confidence intervals. A red x marks a "
+    "quality": "Every metric, mean over test images with 95% confidence intervals. A red x marks a "
                "run that failed, is stale, or did not record the metric.",
     "cost": "Quality against cost. The dashed line is the Pareto front: no other run is both "
             "cheaper and better. Times and memory compare only within one machine.",
@@ -52,12 +52,20 @@ RECONSTRUCTION_CAPTION = ("Fixed test images: ground truth, input (FBP / zero-fi
 MISSING = '<td class="gap" title="not recorded for this run" data-sort="">n/a</td>'
 NOT_APPLICABLE = '<td class="na" title="does not apply to this run" data-sort="">&ndash;</td>'
 EMPTY = '<td data-sort=""></td>'
-METRICS = [("psnr", 2, "psnr_ci95"), ("psnr_seed_std", 2, None), ("ssim", 3, "ssim_ci95"), ("ood_psnr", 2, "ood_psnr_ci95"),
-           ("equivariance_error", 3, None), ("flops_per_image", 2, None), ("test_ms", 1, None),
+METRICS = [("equivariance_error", 3, None), ("flops_per_image", 2, None), ("test_ms", 1, None),
            ("test_ms_per_draw", 1, None), ("train_min", 2, None),
            ("tune_min", 2, None), ("train_peak_mb", 1, None), ("test_peak_mb", 1, None),
            *((column, digits, None) for column, digits in leaderboard.DIGITS.items()),
-           ("val_trend_last_quarter_db", 2, None)]  # column, digits, CI
+           ("val_trend_last_quarter_db", 2, None)]  # after the quality columns: column, digits, CI
+
+
+def metric_columns() -> list[tuple[str, int, str | None]]:
+    """The page's number columns, (column, digits, interval column): every registered
+    metric (:data:`deqbench.metrics.METRICS`) and the OOD PSNR with their intervals, then
+    :data:`METRICS`."""
+    quality = [c for c in leaderboard.quality_columns() if not c.endswith("_ci95") and c != "n_seeds"]
+    return [*((c, leaderboard.digits(c), f"{c}_ci95" if c in leaderboard.intervals() else None)
+              for c in [*quality, "ood_psnr"]), *METRICS]
 CAP_HITS = "fixed_point_warning"  # training steps whose fixed-point solve stopped at its cap
 
 STYLE = """
@@ -110,7 +118,7 @@ def expected(column: str, row: pd.Series) -> bool:
     trained runs, fixed-point columns for DEQs, tuning time never (few methods tune);
     the oracle row has its image scores only."""
     if row["family"] == "oracle":
-        return column in ("psnr", "ssim", "ood_psnr")
+        return column in leaderboard.intervals()
     trained = row["loss"] != "none" and row["family"] != "reference"
     if column in (CAP_HITS, "gradient_cosine_median", "gradient_cosine_min", "gradient_cosine_initial",
                   "fidelity_unconverged_references", "spectral_radius_max") or column.startswith("train_fp_"):
@@ -175,7 +183,7 @@ def leaderboard_table(rows: pd.DataFrame, rank: dict[str, int]) -> str:
     """One sortable table; metric cells of rows that are not ok are left empty."""
     fixed_point = sorted(c for c in rows.columns if re.fullmatch(r"(train_)?fp_\w+_iterations", c))
     fixed_point += [CAP_HITS] if CAP_HITS in rows else []
-    metrics = METRICS + [(c, 0 if c == CAP_HITS else 1, None) for c in fixed_point if rows[c].notna().any()]
+    metrics = metric_columns() + [(c, 0 if c == CAP_HITS else 1, None) for c in fixed_point if rows[c].notna().any()]
     columns = ["name", "loss", "family", "status", *(column for column, _, _ in metrics)]  # status in view
     head = '<th class="">rank</th>' + "".join(
         f'<th class="{"text" if c in ("name", "loss", "family", "status") else ""}">{esc(leaderboard.label(c))}</th>'
@@ -319,7 +327,7 @@ def write(leaderboard_csv: str, run_files: list[str], seed: int, protocol_file: 
     each run's per-image results and sample reconstructions (only ``ok`` rows are drawn),
     the fidelity figure with the gates of the protocol in ``protocol_file``."""
     table = leaderboard.with_all_columns(pd.read_csv(leaderboard_csv))
-    frames = [pd.DataFrame(columns=["task", "method", "loss", "seed", *IMAGE_COLUMNS])]
+    frames = [pd.DataFrame(columns=["task", "method", "loss", "seed", *image_columns()])]
     samples, fidelity, curves = {}, {}, {}
     for run, path in sorted(((read_json(p), p) for p in run_files), key=lambda pair: pair[0]["seed"]):
         key = (run["task"], run["method"], run["loss"])

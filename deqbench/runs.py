@@ -177,7 +177,7 @@ def evaluate_run(task_name: str, task_cfg: dict, task_file: str, method_dir: str
                                                   evaluation_settings["draws"])
             samples = sample_reconstructions(model, task, device)
             rows, run["evaluation"], recons = scored, summary, samples  # only once all succeeded
-    frame = pd.DataFrame(rows, columns=None if rows else evaluation.IMAGE_COLUMNS)
+    frame = pd.DataFrame(rows, columns=None if rows else evaluation.image_columns())
     write_bytes_atomic(frame.to_csv(index=False).encode(), out_images)
     save_torch(recons, out_recons)
     write_json(run, out_run)

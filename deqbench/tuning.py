@@ -41,8 +41,7 @@ from deqbench.blocks.data import held_out_folds
 from deqbench.losses import needs_ground_truth
 from deqbench.measure import timed
 from deqbench.methods import MethodError, check_output, method_code
-from deqbench.metrics import psnr
-from deqbench.tasks import magnitude
+from deqbench.metrics import psnr, scorable
 
 CRITERIA = {True: "validation PSNR (sees ground truth)", False: "held-out measurements (no ground truth)"}
 HELD_OUT_FOLDS = 5  # CT: 6 of 30 views held out a fold; MRI: 2-3 of the sampled columns outside the centre
@@ -61,9 +60,7 @@ def mean_psnr(model: torch.nn.Module, split: dict[str, torch.Tensor], physics,
     ys = split["y"].to(device).split(batch_size or len(split["y"]))
     estimate = torch.cat([model(y, physics) for y in ys])
     check_output(estimate, split["x"].shape)
-    truths = magnitude(split["x"]).numpy().astype(np.float64)
-    estimates = magnitude(estimate.float().cpu()).numpy().astype(np.float64)
-    return float(np.mean([psnr(t, e) for t, e in zip(truths, estimates)]))
+    return float(np.mean([psnr(t, e) for t, e in zip(scorable(split["x"]), scorable(estimate))]))
 
 
 @torch.no_grad()

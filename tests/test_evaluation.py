@@ -63,7 +63,7 @@ def test_time_is_that_of_all_draws(fixed_clock, task, build, draws):
     rows, summary = evaluated(build, task)
     assert summary["draws"] == draws  # a model without random draws reconstructs once
     assert all(row["seconds"] == draws * DRAW_SECONDS and row["seconds_per_draw"] == DRAW_SECONDS for row in rows)
-    assert set(evaluation.IMAGE_COLUMNS) <= set(rows[0])
+    assert set(evaluation.image_columns()) <= set(rows[0])
 
 
 def test_size_and_flops_of_one_reconstruction(task):

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import snakemake
-from deqbench.evaluation import IMAGE_COLUMNS
+from deqbench.evaluation import image_columns
 from deqbench.io import save_torch
 from deqbench.leaderboard import PROTOCOL, section
 from deqbench.losses import LOSSES
@@ -53,7 +53,7 @@ def write_run(run_dir, task, method, loss, status, mean, with_history):
     run_dir.mkdir(parents=True)
     (run_dir / "run.json").write_text(json.dumps({"task": task, "method": method, "loss": loss, "status": status, "seed": 0}))
     if status not in SCORED:
-        pd.DataFrame(columns=IMAGE_COLUMNS).to_csv(run_dir / "images.csv", index=False)
+        pd.DataFrame(columns=image_columns()).to_csv(run_dir / "images.csv", index=False)
         save_torch({}, run_dir / "recons.pt")
         return
     images = pd.DataFrame({"split": "test", "image": range(TEST_IMAGES), "seconds": 0.01,
