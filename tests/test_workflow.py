@@ -112,10 +112,16 @@ def test_smoke_dag_end_to_end(smoke_run):
     assert scores["git_commit"].notna().all() and scores["device"].notna().all()
 
 
-@pytest.mark.slow
-def test_broken_methods_do_not_take_down_the_others(workspace):
-    """A malformed yaml and a wrong output shape each get a row with the reason."""
-    workdir = workspace
+SEEDS_AND_BROKEN = ("--profile", "profiles/smoke", "--configfile", "config/config.yaml", "config/smoke.yaml",
+                    "config/seeds.yaml")
+
+
+@pytest.fixture(scope="module")
+def seeds_and_broken(tmp_path_factory):
+    """One smoke DAG of FBP, DEQ-JFB over two training seeds, a method folder with a
+    malformed yaml and one whose model returns the wrong shape: its folder, the planned jobs
+    and Snakemake's output."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("seeds-and-broken"))
     (workdir / "methods" / "broken").mkdir()
     (workdir / "methods" / "broken" / "method.yaml").write_text("name: Broken\nfamily: deq\n")
     (workdir / "methods" / "broken" / "model.py").write_text("")
@@ -123,8 +129,17 @@ def test_broken_methods_do_not_take_down_the_others(workspace):
     shape.mkdir()
     (shape / "method.yaml").write_text("name: Half\nfamily: reference\ndescription: wrong shape\nlosses: [none]\ntasks: [ct]\n")
     (shape / "model.py").write_text(WRONG_SHAPE_MODEL)
-    result = snakemake(workdir, "--profile", "profiles/smoke", "--config", "methods=['direct','halfsize','broken']")
-    assert "broken/method.yaml" in result.stderr + result.stdout
+    (workdir / "config" / "seeds.yaml").write_text("methods: [direct, deq-jfb, halfsize, broken]\nseeds: [0, 1]\n")
+    planned = planned_jobs(workdir, *SEEDS_AND_BROKEN)
+    result = snakemake(workdir, *SEEDS_AND_BROKEN)
+    return workdir, planned, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_broken_methods_do_not_take_down_the_others(seeds_and_broken):
+    """A malformed yaml and a wrong output shape each get a row with the reason."""
+    workdir, _, output = seeds_and_broken
+    assert "broken/method.yaml" in output
     table = pd.read_csv(workdir / "results" / "leaderboard.csv").set_index("method")
     assert table.loc["broken", "status"].iloc[0] == "invalid"
     assert "key '<top level>'" in table.loc["broken", "reason"].iloc[0]
@@ -134,17 +149,15 @@ def test_broken_methods_do_not_take_down_the_others(workspace):
 
 
 @pytest.mark.slow
-def test_every_seed_is_a_run_and_the_leaderboard_combines_them(workspace):
+def test_every_seed_is_a_run_and_the_leaderboard_combines_them(seeds_and_broken):
     """Two training seeds: one train job per seed of a trained method, one evaluation of
     an untrained one, and leaderboard rows over both seeds with their spread."""
-    (workspace / "config" / "seeds.yaml").write_text("methods: [direct, deq-jfb]\nseeds: [0, 1]\n")
-    args = ("--profile", "profiles/smoke", "--configfile", "config/config.yaml", "config/smoke.yaml", "config/seeds.yaml")
-    assert planned_jobs(workspace, *args)["train"] == 2 * 2 * 2  # deq-jfb: 2 tasks x 2 losses x 2 seeds
-    snakemake(workspace, *args)
-    runs = workspace / "results" / "runs" / "ct"
+    workdir, planned, _ = seeds_and_broken
+    assert planned["train"] == 2 * 2 * 2  # deq-jfb: 2 tasks x 2 losses x 2 seeds
+    runs = workdir / "results" / "runs" / "ct"
     assert sorted(p.name for p in (runs / "deq-jfb" / "sup").iterdir()) == ["seed0", "seed1"]
     assert [p.name for p in (runs / "direct" / "none").iterdir()] == ["seed0"]
-    table = pd.read_csv(workspace / "results" / "leaderboard.csv").set_index(["task", "method", "loss"])
+    table = pd.read_csv(workdir / "results" / "leaderboard.csv").set_index(["task", "method", "loss"])
     seeds = [pd.read_csv(runs / "deq-jfb" / "sup" / f"seed{s}" / "images.csv") for s in (0, 1)]
     per_seed = [s.loc[s["split"] == "test", "psnr"].mean() for s in seeds]
     row = table.loc[("ct", "deq-jfb", "sup")]
