@@ -63,26 +63,6 @@ def test_a_misspelt_task_leaves_that_method_out_with_its_reason_and_plans_the_ot
     assert "rule train:" in output and "runs/ct/direct/" not in output  # the other methods still run
 
 
-@pytest.mark.slow
-def test_shared_hyperparameters_reach_the_trained_model(workspace):
-    """A profile's shared hyperparameter sizes the denoiser that the train job builds."""
-    (workspace / "config" / "narrow.yaml").write_text("hyperparameters: {denoiser.width: 8}\n")
-    snakemake(workspace, "results/runs/ct/deq-jfb/sup/seed0/model.pt", "--profile", "profiles/smoke",
-              "--configfile", "config/config.yaml", "config/smoke.yaml", "config/narrow.yaml")
-    weights = torch.load(workspace / "results/runs/ct/deq-jfb/sup/seed0/model.pt", weights_only=True)
-    widths = {w.shape[0] for name, w in weights.items() if name.endswith(".bias")}  # the denoiser's convolutions
-    assert widths == {8, 1}  # hidden layers and the single-channel output layer (5 layers at 32 without it)
-
-
-def test_missing_dataset_stops_with_the_config_key(workspace):
-    (workspace / "config" / "bad.yaml").write_text("tasks: {ct: {dataset: no-such-images}}\n")
-    result = snakemake(workspace, "-n", "--profile", "profiles/smoke", "--configfile",
-                       "config/config.yaml", "config/smoke.yaml", "config/bad.yaml", check=False)
-    assert result.returncode != 0
-    assert "tasks.ct.dataset" in result.stdout + result.stderr and "no-such-images" in result.stdout + result.stderr
-
-
-@pytest.mark.slow
 def test_smoke_dag_end_to_end(smoke_run):
     table = pd.read_csv(smoke_run / "results" / "leaderboard.csv")
     methods, _ = discover(smoke_run / "methods")
@@ -118,9 +98,9 @@ SEEDS_AND_BROKEN = ("--profile", "profiles/smoke", "--configfile", "config/confi
 
 @pytest.fixture(scope="module")
 def seeds_and_broken(tmp_path_factory):
-    """One smoke DAG of FBP, DEQ-JFB over two training seeds, a method folder with a
-    malformed yaml and one whose model returns the wrong shape: its folder, the planned jobs
-    and Snakemake's output."""
+    """One smoke DAG of FBP, DEQ-JFB over two training seeds with a shared hyperparameter
+    (denoiser width 8), a method folder with a malformed yaml and one whose model returns
+    the wrong shape: its folder, the planned jobs and Snakemake's output."""
     workdir = copy_workflow(tmp_path_factory.mktemp("seeds-and-broken"))
     (workdir / "methods" / "broken").mkdir()
     (workdir / "methods" / "broken" / "method.yaml").write_text("name: Broken\nfamily: deq\n")
@@ -129,7 +109,8 @@ def seeds_and_broken(tmp_path_factory):
     shape.mkdir()
     (shape / "method.yaml").write_text("name: Half\nfamily: reference\ndescription: wrong shape\nlosses: [none]\ntasks: [ct]\n")
     (shape / "model.py").write_text(WRONG_SHAPE_MODEL)
-    (workdir / "config" / "seeds.yaml").write_text("methods: [direct, deq-jfb, halfsize, broken]\nseeds: [0, 1]\n")
+    (workdir / "config" / "seeds.yaml").write_text("methods: [direct, deq-jfb, halfsize, broken]\nseeds: [0, 1]\n"
+                                                   "hyperparameters: {denoiser.width: 8}\n")
     planned = planned_jobs(workdir, *SEEDS_AND_BROKEN)
     result = snakemake(workdir, *SEEDS_AND_BROKEN)
     return workdir, planned, result.stdout + result.stderr
@@ -165,6 +146,15 @@ def test_every_seed_is_a_run_and_the_leaderboard_combines_them(seeds_and_broken)
     assert row["psnr_seed_std"] == pytest.approx(abs(per_seed[0] - per_seed[1]) / 2 ** 0.5)
     assert per_seed[0] != per_seed[1]  # the seeds trained different models
     assert table.loc[("ct", "direct", "none"), "n_seeds"] == 1
+
+
+@pytest.mark.slow
+def test_shared_hyperparameters_reach_the_trained_model(seeds_and_broken):
+    """A profile's shared hyperparameter sizes the denoiser that the train job builds."""
+    workdir, _, _ = seeds_and_broken
+    weights = torch.load(workdir / "results/runs/ct/deq-jfb/sup/seed0/model.pt", weights_only=True)
+    widths = {w.shape[0] for name, w in weights.items() if name.endswith(".bias")}  # the denoiser's convolutions
+    assert widths == {8, 1}  # hidden layers and the single-channel output layer (5 layers at 32 without it)
 
 
 def test_the_claims_profile_plans_its_methods_on_both_tasks_with_early_stopping(workspace):
