@@ -125,7 +125,7 @@ def train_denoiser(model: torch.nn.Module, task: Task, loss: str, settings: dict
     optimizer = torch.optim.Adam(denoiser.parameters(), lr=settings["lr"])
     with method_code("denoiser training"):
         before = denoising_error(denoiser, val, sigma, seed)
-        history, step_times = [], []
+        history, step_times, step_cpu_times = [], [], []
         denoiser.train()
         with PeakMemory(device) as memory:
             for step in range(settings["steps"]):
@@ -139,6 +139,7 @@ def train_denoiser(model: torch.nn.Module, task: Task, loss: str, settings: dict
                         raise MethodError(f"denoiser step {step}: loss is {loss.item()} (diverged)")
                     optimizer.step()
                 step_times.append(step_time["seconds"])
+                step_cpu_times.append(step_time["cpu_seconds"])
                 history.append(loss.item())
         denoiser.eval()
         after = denoising_error(denoiser, val, sigma, seed)
@@ -150,6 +151,7 @@ def train_denoiser(model: torch.nn.Module, task: Task, loss: str, settings: dict
         "loss_history": history,
         "train_time_s": sum(step_times),
         "step_time_median_s": statistics.median(step_times),
+        "step_cpu_time_median_s": statistics.median(step_cpu_times),
         "train_peak_memory_mb": memory.peak_mb,
         "memory_kind": memory.kind,
         "parameters": sum(p.numel() for p in denoiser.parameters() if p.requires_grad),
