@@ -106,8 +106,9 @@ def evaluate(model: torch.nn.Module, task: Task, device: torch.device, warmup: i
 
 def nearest_training_rows(task: Task) -> list[dict]:
     """The memorisation ceiling: for each test and out-of-distribution image, the training
-    image closest to its ground truth (lowest squared error), scored like a reconstruction. An oracle, since it looks at the ground truth: a learned row
-    near it could be recalling the training set rather than reconstructing."""
+    image closest to its ground truth (lowest squared error), scored like a reconstruction.
+    An oracle, since it looks at the ground truth: a learned row near it could be recalling
+    the training set rather than reconstructing."""
     train = scorable(task.splits["train"]["x"])
     rows = []
     for split in SCORED_SPLITS:

@@ -66,6 +66,8 @@ def metric_columns() -> list[tuple[str, int, str | None]]:
     quality = [c for c in leaderboard.quality_columns() if not c.endswith("_ci95") and c != "n_seeds"]
     return [*((c, leaderboard.digits(c), f"{c}_ci95" if c in leaderboard.intervals() else None)
               for c in [*quality, "ood_psnr"]), *METRICS]
+
+
 CAP_HITS = "fixed_point_warning"  # training steps whose fixed-point solve stopped at its cap
 
 STYLE = """
