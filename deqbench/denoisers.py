@@ -133,14 +133,14 @@ def train_denoiser(model: torch.nn.Module, task: Task, loss: str, settings: dict
                 with timed(device) as step_time:
                     optimizer.zero_grad(set_to_none=True)
                     noisy = x + sigma * torch.randn(x.shape, generator=noise, device=device)
-                    loss = F.mse_loss(denoiser(noisy), x)
-                    loss.backward()
-                    if not math.isfinite(loss.item()):
-                        raise MethodError(f"denoiser step {step}: loss is {loss.item()} (diverged)")
+                    error = F.mse_loss(denoiser(noisy), x)
+                    error.backward()
+                    if not math.isfinite(error.item()):
+                        raise MethodError(f"denoiser step {step}: loss is {error.item()} (diverged)")
                     optimizer.step()
                 step_times.append(step_time["seconds"])
                 step_cpu_times.append(step_time["cpu_seconds"])
-                history.append(loss.item())
+                history.append(error.item())
         denoiser.eval()
         after = denoising_error(denoiser, val, sigma, seed)
     return {
